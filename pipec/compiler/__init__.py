@@ -1,0 +1,1 @@
+"""The compiler: .pipe text -> AST -> checked graph -> render model -> generated runner module."""
