@@ -1,0 +1,70 @@
+"""Errors as data: what a failed record carries, and the exceptions that stop a run."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pipec.runtime.values import Redactor
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """One failure at one node: enough to find and fix it without re-running."""
+
+    node: str
+    location: str  # "file.pipe:LINE"
+    type: str
+    message: str
+    traceback: str
+    phase: str = "record"  # record | open | close | publish | source
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_exception(
+        cls, exc: BaseException, node: str, location: str, redact: Redactor, phase: str = "record"
+    ) -> ErrorInfo:
+        header = f"pipec: node '{node}' ({location}) failed during {phase}\n"
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(
+            node=node,
+            location=location,
+            type=type(exc).__name__,
+            message=redact(_message(exc)),
+            traceback=redact(header + text),
+            phase=phase,
+        )
+
+    def one_line(self) -> str:
+        return f"{self.location}: node '{self.node}': {self.type}: {self.message}"
+
+
+def _message(exc: BaseException) -> str:
+    """str(exc), even for an exception whose __str__ itself raises (its record must still be isolated)."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__}>"
+
+
+class RunAborted(BaseException):
+    """A node with `on_error = "fail"` failed (or a source broke): stop the run, close everything.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way (the generated
+    loop's per-record handlers, a component's own error handling) can swallow the stop.
+    """
+
+    def __init__(self, error: ErrorInfo) -> None:
+        super().__init__(error.one_line())
+        self.error = error
+
+
+class ConfigurationError(Exception):
+    """A missing variable or an invalid config found before any component opened (exit code 2)."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages

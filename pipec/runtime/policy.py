@@ -1,0 +1,238 @@
+"""What happens when a call fails: retries with backoff, timeouts, and the node's `on_error` policy.
+
+The generated loop calls each component directly inside `try`; only when that raises does it call into a
+`NodeRuntime` (`recover`, `recover_write`), so a record that succeeds pays nothing here.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipec.runtime.errors import ErrorInfo, RunAborted
+from pipec.runtime.values import Redactor
+
+if TYPE_CHECKING:
+    import concurrent.futures
+
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class _Dropped:
+    """The sentinel `recover` returns when the record failed for good (distinct from None = filtered)."""
+
+    _instance: _Dropped | None = None
+
+    def __new__(cls) -> _Dropped:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "DROPPED"
+
+
+DROPPED: Any = _Dropped()
+
+
+@dataclass(frozen=True)
+class Policy:
+    on_error: str = "skip"  # skip | fail | deadletter
+    retries: int = 0
+    backoff: float = 0.1  # seconds before the first retry; doubles each time, with jitter
+    timeout: float | None = None
+
+
+class ErrorLog:
+    """The first `keep` errors of each node, for the report; later ones are only counted."""
+
+    def __init__(self, keep: int = 20) -> None:
+        self.keep = keep
+        self.by_node: dict[str, list[ErrorInfo]] = {}
+
+    def add(self, error: ErrorInfo) -> None:
+        kept = self.by_node.setdefault(error.node, [])
+        if len(kept) < self.keep:
+            kept.append(error)
+
+
+def backoff_delay(base: float, attempt: int, rng: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with jitter: base * 2^(attempt-1), capped, scaled by 0.5..1.0."""
+    delay = min(base * (2 ** (attempt - 1)), MAX_BACKOFF_SECONDS)
+    return delay * (0.5 + rng() / 2)
+
+
+class CallTimedOut(TimeoutError):
+    pass
+
+
+class TimedCall:
+    """Runs `function(record)` in a helper thread and gives up after `seconds`.
+
+    Python cannot kill a thread, so a hung call is abandoned (its thread is a daemon and keeps running)
+    and a fresh thread serves the next record.
+    """
+
+    def __init__(self, function: Callable[[Any], Any], seconds: float) -> None:
+        import concurrent.futures  # only for nodes with a timeout
+
+        self.function = function
+        self.seconds = seconds
+        self._timeout_error = concurrent.futures.TimeoutError
+        self._pool = self._new_pool()
+
+    @staticmethod
+    def _new_pool() -> concurrent.futures.ThreadPoolExecutor:
+        import concurrent.futures  # only for nodes with a timeout
+
+        return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipec-timed")
+
+    def __call__(self, record: Any) -> Any:
+        future = self._pool.submit(self.function, record)
+        try:
+            return future.result(timeout=self.seconds)
+        except self._timeout_error:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            raise CallTimedOut(f"call took longer than its timeout of {self.seconds:g}s") from None
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class NodeRuntime:
+    """One node's failure handling and off-hot-path counters."""
+
+    def __init__(
+        self,
+        name: str,
+        location: str,
+        policy: Policy,
+        call: Callable[[Any], Any],
+        errors: ErrorLog,
+        redact: Redactor,
+        run_id: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.name = name
+        self.location = location
+        self.policy = policy
+        self.call = call  # the per-record call, already wrapped in TimedCall when a timeout is set
+        self.errors = errors
+        self.redact = redact
+        self.run_id = run_id
+        self.sleep = sleep
+        self.deadletter: NodeRuntime | None = None
+        self.write_batch: Callable[[list[Any]], Any] | None = None
+        self.reject_phase = "record"  # "source" for sources: the record never entered the pipeline
+        self.failed = 0
+        self.retried = 0
+        self.deadletters_received = 0
+
+    # -------------------------------------------------------------------------- per-record failures
+    def recover(self, record: Any, exc: Exception) -> Any:
+        """`call(record)` raised `exc`: retry as configured; return the result or DROPPED."""
+        result, error = self.retry(record, exc)
+        if error is None:
+            return result
+        self.fail(record, error)
+        return DROPPED
+
+    def retry(self, record: Any, exc: Exception) -> tuple[Any, Exception | None]:
+        """Retry a failed call as configured: (result, None), or (None, the last error) when every
+        attempt failed. Worker processes use this too, and report the failure to the main process."""
+        for attempt in range(1, self.policy.retries + 1):
+            self.sleep(backoff_delay(self.policy.backoff, attempt))
+            self.retried += 1
+            try:
+                return self.call(record), None
+            except Exception as again:
+                exc = again
+        return None, exc
+
+    def fail(self, record: Any, exc: BaseException, phase: str = "record") -> None:
+        """Count a record as failed here and apply on_error (may raise RunAborted)."""
+        self.fail_info(record, ErrorInfo.from_exception(exc, self.name, self.location, self.redact, phase))
+
+    def fail_info(self, record: Any, info: ErrorInfo) -> None:
+        """`fail` for an error already described (e.g. by a worker process, which has the traceback)."""
+        self.failed += 1
+        self.errors.add(info)
+        if self.policy.on_error == "fail":
+            raise RunAborted(info)
+        if self.policy.on_error == "deadletter" and self.deadletter is not None:
+            self.deadletter.receive_deadletter(record, info)
+
+    def reject(self, record: Any, error: BaseException) -> None:
+        """`Context.reject`: a component reports one bad record itself (a malformed input line, a row
+        the database refused); failed here without retries."""
+        self.fail(record, error, phase=self.reject_phase)
+
+    def receive_deadletter(self, record: Any, info: ErrorInfo) -> None:
+        entry = {
+            "run_id": self.run_id,
+            "node": info.node,
+            "location": info.location,
+            "error": {"type": info.type, "message": info.message, "traceback": info.traceback},
+            "record": self.redact.deep(record),
+        }
+        self.deadletters_received += 1
+        try:
+            self.call(entry)
+        except Exception as first:
+            # A dead-letter sink that cannot write is a failure of its own; never forwarded further,
+            # so two sinks that dead-letter into each other cannot loop.
+            error: Exception = first
+            for attempt in range(1, self.policy.retries + 1):
+                self.sleep(backoff_delay(self.policy.backoff, attempt))
+                self.retried += 1
+                try:
+                    self.call(entry)
+                    return
+                except Exception as again:
+                    error = again
+            self.failed += 1
+            failure = ErrorInfo.from_exception(error, self.name, self.location, self.redact)
+            self.errors.add(failure)
+            if self.policy.on_error == "fail":
+                raise RunAborted(failure) from None
+
+    # ------------------------------------------------------------------------------ batched sinks
+    def flush(self, buffer: list[Any]) -> None:
+        """Write a sink's buffered records with `write_batch`; on failure retry the batch, then write
+        the records one by one so that only the bad ones fail."""
+        if not buffer:
+            return
+        batch = buffer[:]
+        buffer.clear()
+        if self.write_batch is None:  # no all-or-nothing batch write: record by record from the start
+            self._write_one_by_one(batch)
+            return
+        try:
+            self.write_batch(batch)
+            return
+        except Exception:
+            pass
+        for attempt in range(1, self.policy.retries + 1):
+            self.sleep(backoff_delay(self.policy.backoff, attempt))
+            self.retried += 1
+            try:
+                self.write_batch(batch)
+                return
+            except Exception:
+                continue
+        self._write_one_by_one(batch)
+
+    def _write_one_by_one(self, batch: list[Any]) -> None:
+        for position, record in enumerate(batch):
+            try:
+                self.call(record)
+            except Exception as exc:
+                try:
+                    self.recover(record, exc)
+                except RunAborted:
+                    self.failed += len(batch) - position - 1  # the run stopped: never written
+                    raise
