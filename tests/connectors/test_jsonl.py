@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import datetime
+import decimal
+import gzip
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipec.connectors.jsonl import JsonlSink, JsonlSource, JsonlStage, component
+
+
+def read_all(source: Any) -> list[Any]:
+    source.open()
+    try:
+        return list(source.records())
+    finally:
+        source.close()
+
+
+def test_component_roles() -> None:
+    assert component.name == "jsonl"
+    assert component.roles == ("source", "sink", "stage")
+
+
+def test_source_reads_objects_and_skips_blank_lines(tmp_path: Path, make: Any, rejects: Any) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"a": 1}\n\n   \n{"a": 2, "b": "é"}\r\n{"a": 3}', encoding="utf-8")
+    records = read_all(make(JsonlSource, rejects, path=str(path)))
+    assert records == [{"a": 1}, {"a": 2, "b": "é"}, {"a": 3}]
+    assert rejects.items == []
+
+
+def test_source_rejects_malformed_lines_with_line_numbers(tmp_path: Path, make: Any, rejects: Any) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"a": 1}\n{"a": \n[1, 2]\n{"a": 4}\nnot json\n', encoding="utf-8")
+    records = read_all(make(JsonlSource, rejects, path=str(path)))
+    assert records == [{"a": 1}, {"a": 4}]
+    assert len(rejects.items) == 3
+    assert rejects.messages[0].startswith(f"{path}:2: malformed JSON")
+    assert rejects.messages[1] == f"{path}:3: expected a JSON object, got list"
+    assert rejects.messages[2].startswith(f"{path}:5: malformed JSON")
+    assert rejects.items[0][0] == '{"a": '
+
+
+def test_source_rejects_a_line_nested_too_deeply(tmp_path: Path, make: Any, rejects: Any) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"a": 1}\n' + "[" * 100_000 + "]" * 100_000 + '\n{"a": 3}\n', encoding="utf-8")
+    records = read_all(make(JsonlSource, rejects, path=str(path)))
+    assert records == [{"a": 1}, {"a": 3}]
+    assert rejects.messages == [f"{path}:2: malformed JSON: nested too deeply"]
+
+
+def test_source_missing_file_fails_in_open(tmp_path: Path, make: Any) -> None:
+    source = make(JsonlSource, path=str(tmp_path / "nope.jsonl"))
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        source.open()
+    source.close()  # close after a failed open is harmless
+
+
+def test_source_reads_gzip(tmp_path: Path, make: Any) -> None:
+    path = tmp_path / "in.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write('{"a": 1}\n{"a": 2}\n')
+    assert read_all(make(JsonlSource, path=str(path))) == [{"a": 1}, {"a": 2}]
+
+
+def test_sink_output_is_byte_identical_to_the_plain_loop(tmp_path: Path, make: Any) -> None:
+    records = [{"b": i, "a": f"x{i}", "u": "é☃", "n": None, "l": [1.5, True]} for i in range(2000)]
+    expected = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode("utf-8")
+    path = tmp_path / "deep" / "er" / "out.jsonl"
+    sink = make(JsonlSink, path=str(path))
+    sink.open()
+    for record in records[:1000]:
+        sink.write(record)
+    sink.write_batch(records[1000:])
+    sink.close()
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == hashlib.sha256(expected).hexdigest()
+
+
+def test_sink_options_append_and_unicode(tmp_path: Path, make: Any) -> None:
+    path = tmp_path / "out.jsonl"
+    for value in ("é", "ü"):
+        sink = make(JsonlSink, path=str(path), append=True, ensure_ascii=False, sort_keys=False)
+        sink.open()
+        sink.write({"z": value, "a": 1})
+        sink.close()
+    assert path.read_text(encoding="utf-8") == '{"z": "é", "a": 1}\n{"z": "ü", "a": 1}\n'
+
+
+def test_sink_encodes_sql_values(tmp_path: Path, make: Any) -> None:
+    path = tmp_path / "out.jsonl"
+    sink = make(JsonlSink, path=str(path))
+    sink.open()
+    sink.write(
+        {
+            "d": datetime.date(2024, 5, 1),
+            "m": decimal.Decimal("12.50"),
+            "i": decimal.Decimal("3"),
+            "b": b"\x00\x01",
+        }
+    )
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        sink.write({"x": object()})
+    sink.close()
+    assert json.loads(path.read_text()) == {"d": "2024-05-01", "m": 12.5, "i": 3, "b": "AAE="}
+
+
+def test_sink_unwritable_path_fails_in_open(tmp_path: Path, make: Any) -> None:
+    (tmp_path / "file").write_text("x")
+    sink = make(JsonlSink, path=str(tmp_path / "file" / "out.jsonl"))
+    with pytest.raises(OSError, match="out.jsonl"):
+        sink.open()
+    sink.close()
+
+
+def test_config_rejects_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="pathh"):
+        JsonlSink.Config(pathh="x")  # type: ignore[call-arg]
+
+
+def test_stage_hands_off_its_path(tmp_path: Path, make: Any) -> None:
+    path = tmp_path / "stage" / "s.jsonl"
+    stage = make(JsonlStage, path=str(path))
+    stage.open()
+    stage.stage({"a": 1})
+    stage.stage({"a": 2})
+    stage.close()
+    handoff = stage.handoff()
+    assert handoff == str(path)
+    assert [json.loads(line) for line in Path(handoff).read_text().splitlines()] == [{"a": 1}, {"a": 2}]
+
+
+def test_stage_without_path_uses_a_temporary_file(make: Any) -> None:
+    stage = make(JsonlStage)
+    stage.open()
+    stage.stage({"a": 1})
+    stage.close()
+    handoff = stage.handoff()
+    try:
+        assert Path(handoff).read_text() == '{"a": 1}\n'
+    finally:
+        os.unlink(handoff)
+
+
+def test_import_leaves_the_heavy_libraries_unloaded() -> None:
+    # The runner's import cost is measured by the bench; here only what makes it cheap is checked.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipec.connectors.jsonl; "
+        "print(sorted(m for m in ('sqlalchemy', 'httpx', 'sqlglot') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_source_rejects_a_line_with_undecodable_bytes_and_reads_on(tmp_path: Path, make: Any, rejects: Any) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b'{"id": 1}\n{"name": "caf\xe9"}\n{"id": 3, "name": "\xc3\xa9t\xc3\xa9"}\n')
+    records = read_all(make(JsonlSource, rejects, path=str(path)))
+    assert records == [{"id": 1}, {"id": 3, "name": "été"}]
+    assert rejects.messages == [f"{path}:2: not valid utf-8 text"]

@@ -1,0 +1,141 @@
+"""Test components for the end-to-end tests: used from .pipe files as `use pipec_testkit as kit`.
+
+Each lifecycle event (open, close) is appended to the file named by `events` so that a test can check
+that every component was closed exactly once, whatever failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from pipec.runtime import Processor, Sink, Source, emits_many
+
+
+class _Tracked(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: str = ""
+
+
+def _log(events: str, text: str) -> None:
+    if events:
+        with open(events, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+
+class Numbers(Source):
+    """Records {"id": i, "amount": i * 10} for i in 0..n-1."""
+
+    class Config(_Tracked):
+        n: int = 100
+        fail_at: int = -1  # the source itself breaks after this many records
+
+    def open(self) -> None:
+        _log(self.config.events, f"open {self.context.node}")
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        for i in range(self.config.n):
+            if i == self.config.fail_at:
+                raise OSError("the source's connection dropped")
+            yield {"id": i, "amount": i * 10}
+
+    def close(self) -> None:
+        _log(self.config.events, f"close {self.context.node}")
+
+
+class FailOn(Processor):
+    """Raises ValueError for the listed ids, passes every other record on (a copy with `seen`)."""
+
+    class Config(_Tracked):
+        ids: list[int] = []
+        message: str = "bad record"
+
+    def open(self) -> None:
+        _log(self.config.events, f"open {self.context.node}")
+
+    def process(self, record: dict[str, Any]) -> dict[str, Any]:
+        if record["id"] in self.config.ids:
+            raise ValueError(f"{self.config.message} {record['id']}")
+        return {**record, "seen": True}
+
+    def close(self) -> None:
+        _log(self.config.events, f"close {self.context.node}")
+
+
+def even_only(record: dict[str, Any]) -> dict[str, Any] | None:
+    return record if record["id"] % 2 == 0 else None
+
+
+@emits_many
+def twice(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Two records per input, none for ids divisible by 5."""
+    if record["id"] % 5 == 0:
+        return []
+    return [{**record, "copy": 1}, {**record, "copy": 2}]
+
+
+class Hang(Processor):
+    class Config(BaseModel):
+        ids: list[int] = []
+        seconds: float = 5.0
+
+    def process(self, record: dict[str, Any]) -> dict[str, Any]:
+        if record["id"] in self.config.ids:
+            time.sleep(self.config.seconds)
+        return record
+
+
+class Collect(Sink):
+    """Writes ids to a text file, one per line; can fail on chosen ids, always, flakily, or on close."""
+
+    class Config(_Tracked):
+        path: str
+        fail_ids: list[int] = []
+        fail_always: bool = False
+        flaky_attempts: int = 0  # each record fails this many times before it is written
+        close_raises: bool = False
+
+    def open(self) -> None:
+        _log(self.config.events, f"open {self.context.node}")
+        self._file = open(self.config.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._attempts: dict[int, int] = {}
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.config.fail_always or record.get("id") in self.config.fail_ids:
+            raise RuntimeError(f"cannot write {record.get('id')}")
+        if self.config.flaky_attempts:
+            key = record["id"]
+            self._attempts[key] = self._attempts.get(key, 0) + 1
+            if self._attempts[key] <= self.config.flaky_attempts:
+                raise ConnectionError(f"flaky write of {key}, attempt {self._attempts[key]}")
+        self._file.write(f"{record.get('id')}\n")
+
+    def close(self) -> None:
+        _log(self.config.events, f"close {self.context.node}")
+        self._file.close()
+        if self.config.close_raises:
+            raise OSError("close failed: disk full")
+
+
+def busy(record: dict[str, Any]) -> dict[str, Any]:
+    """About 2 ms of pure-Python work per record, so the sampler sees this node."""
+    deadline = time.perf_counter() + 0.002
+    while time.perf_counter() < deadline:
+        pass
+    return record
+
+
+
+class _Unprintable(ValueError):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ itself fails")
+
+
+def unprintable_error(record: dict[str, Any]) -> dict[str, Any]:
+    """Raises an exception whose message cannot even be rendered, for ids divisible by 3."""
+    if record["id"] % 3 == 0:
+        raise _Unprintable()
+    return record

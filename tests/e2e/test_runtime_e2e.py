@@ -1,0 +1,364 @@
+"""End-to-end: real .pipe files compiled by pipec, run in-process on real files, reports checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from e2e.harness import run_pipe
+
+HEAD = "use pipec_testkit as kit\n\npipeline t {\n"
+
+
+def pipe(body: str) -> str:
+    return HEAD + body + "}\n"
+
+
+def test_three_bad_records_go_to_the_dead_letter_sink(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 100 }
+    processor check : kit.FailOn { ids = [7, 42, 99] } with { on_error = "deadletter", deadletter = rejected }
+    sink out : kit.Collect { path = "out.txt" }
+    sink rejected : jsonl { path = "rejected.jsonl" }
+    nums -> check -> out
+"""), capsys=capsys)
+    assert result.code == 0
+    assert result.report["state"] == "partial"
+    assert len(result.lines("out.txt")) == 97
+    dead = [json.loads(line) for line in result.lines("rejected.jsonl")]
+    assert [d["record"]["id"] for d in dead] == [7, 42, 99]
+    for entry in dead:
+        assert entry["node"] == "check"
+        assert entry["location"] == "test.pipe:6"
+        assert "node 'check' (test.pipe:6)" in entry["error"]["traceback"]
+        assert "ValueError: bad record" in entry["error"]["traceback"]
+    check = result.node("check")
+    assert (check["in"], check["out"], check["failed"]) == (100, 97, 3)
+    assert result.node("rejected")["in"] == 3
+    assert check["errors"][0]["location"] == "test.pipe:6"
+
+
+def test_a_close_that_raises_still_closes_everything_once(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 10, events = "events.txt" }
+    processor check : kit.FailOn { events = "events.txt" }
+    sink bad : kit.Collect { path = "bad.txt", close_raises = true, events = "events.txt" }
+    sink good : kit.Collect { path = "good.txt", events = "events.txt" }
+    nums -> check -> bad
+    check -> good
+"""))
+    assert result.code == 1
+    assert result.report["state"] == "failed"
+    events = result.events()
+    for node in ("nums", "check", "bad", "good"):
+        assert events.count(f"open {node}") == 1
+        assert events.count(f"close {node}") == 1
+    # closed in reverse order of opening
+    closes = [e.split()[1] for e in events if e.startswith("close")]
+    opens = [e.split()[1] for e in events if e.startswith("open")]
+    assert closes == list(reversed(opens))
+    assert result.report["errors"][0]["phase"] == "close"
+    assert "disk full" in result.report["errors"][0]["message"]
+    assert len(result.lines("good.txt")) == 10
+
+
+def test_a_sink_failing_everything_fails_the_run(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 50 }
+    sink fine : kit.Collect { path = "fine.txt" }
+    sink broken : kit.Collect { path = "broken.txt", fail_always = true }
+    nums -> fine
+    nums -> broken
+"""))
+    assert result.code == 1
+    assert result.report["state"] == "failed"
+    assert result.node("broken")["failed"] == 50
+    assert result.node("fine")["failed"] == 0
+    assert result.report["lowest_success_rate"] == 0.0
+
+
+def test_a_flaky_sink_succeeds_after_retries(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 5 }
+    sink flaky : kit.Collect { path = "flaky.txt", flaky_attempts = 2 } with { retries = 3, backoff = 1ms }
+    nums -> flaky
+"""))
+    assert result.code == 0
+    assert result.report["state"] == "success"
+    assert result.lines("flaky.txt") == ["0", "1", "2", "3", "4"]
+    assert result.node("flaky")["retried"] == 10
+    assert result.node("flaky")["failed"] == 0
+
+
+def test_retries_run_out(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 3 }
+    sink flaky : kit.Collect { path = "flaky.txt", flaky_attempts = 5 } with { retries = 2, backoff = 1ms }
+    nums -> flaky
+"""))
+    assert result.node("flaky")["retried"] == 6
+    assert result.node("flaky")["failed"] == 3
+    assert result.code == 1
+
+
+def test_a_hung_call_is_cut_at_its_timeout(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 6 }
+    processor slow : kit.Hang { ids = [3], seconds = 30.0 } with { timeout = 200ms }
+    sink out : kit.Collect { path = "out.txt" }
+    nums -> slow -> out
+"""))
+    slow = result.node("slow")
+    assert slow["failed"] == 1
+    assert slow["errors"][0]["type"] == "CallTimedOut"
+    assert result.lines("out.txt") == ["0", "1", "2", "4", "5"]
+    # Not a speed bound: the hung call sleeps 30 s, so a run that waited for it could not end sooner.
+    assert result.report["seconds"] < 30
+
+
+DRY = """
+    source nums : kit.Numbers { n = 40 }
+    processor even : kit.even_only
+    processor check : kit.FailOn { ids = [4] }
+    sink out : jsonl { path = "out/records.jsonl" }
+    stage staged : jsonl { path = "out/staged.jsonl" }
+    bulksink load : sql { url = "sqlite:///out/db.sqlite", table = "records", create = true }
+    nums -> even -> check -> out
+    check -> staged => load
+"""
+
+
+def test_dry_run_writes_nothing_and_counts_the_same(tmp_path: Path) -> None:
+    dry = run_pipe(tmp_path / "dry", pipe(DRY), "--dry-run")
+    assert dry.report["dry_run"] is True
+    assert not (tmp_path / "dry" / "out" / "records.jsonl").exists()
+    assert not (tmp_path / "dry" / "out" / "db.sqlite").exists()
+    real = run_pipe(tmp_path / "real", pipe(DRY))
+    assert (tmp_path / "real" / "out" / "records.jsonl").exists()
+    for name in ("nums", "even", "check"):
+        keys = ("in", "out", "filtered", "failed")
+        assert [dry.node(name)[k] for k in keys] == [real.node(name)[k] for k in keys]
+    assert real.node("load")["out"] == 19
+
+
+def test_limit_stops_after_n_records_and_closes(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 1000, events = "events.txt" }
+    sink out : kit.Collect { path = "out.txt", events = "events.txt" }
+    nums -> out
+"""), "--limit", "10")
+    assert result.code == 0
+    assert result.node("nums")["out"] == 10
+    assert len(result.lines("out.txt")) == 10
+    assert result.events() == ["open nums", "open out", "close out", "close nums"]
+    assert result.report["limit"] == 10
+
+
+def test_fail_policy_stops_the_run_cleanly(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 100, events = "events.txt" }
+    processor check : kit.FailOn { ids = [20], events = "events.txt" } with { on_error = "fail" }
+    sink out : kit.Collect { path = "out.txt", events = "events.txt" }
+    nums -> check -> out
+"""))
+    assert result.code == 1
+    assert result.report["state"] == "failed"
+    assert len(result.lines("out.txt")) == 20
+    assert sorted(result.events()) == sorted(
+        ["open nums", "open check", "open out", "close out", "close check", "close nums"]
+    )
+
+
+def test_a_broken_source_stops_the_run_with_its_error(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 100, fail_at = 30 }
+    sink out : kit.Collect { path = "out.txt" }
+    nums -> out
+"""))
+    assert result.code == 1
+    assert len(result.lines("out.txt")) == 30
+    error = result.node("nums")["errors"][0]
+    assert error["phase"] == "source" and "connection dropped" in error["message"]
+
+
+def test_flat_map_counts(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 10 }
+    processor twice : kit.twice
+    sink out : kit.Collect { path = "out.txt" }
+    nums -> twice -> out
+"""))
+    twice = result.node("twice")
+    assert (twice["in"], twice["out"], twice["filtered"]) == (10, 16, 2)
+    assert twice["flat_map"] is True
+    assert result.node("out")["in"] == 16
+
+
+def test_fan_out_and_join(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source a : kit.Numbers { n = 10 }
+    source b : kit.Numbers { n = 5 }
+    processor even : kit.even_only
+    processor check : kit.FailOn { ids = [2] }
+    sink all : kit.Collect { path = "all.txt" }
+    sink evens : kit.Collect { path = "evens.txt" }
+    a -> even -> evens
+    b -> even
+    a -> check -> all
+    even -> all
+"""))
+    assert result.node("even")["in"] == 15
+    assert result.node("even")["out"] == 8
+    assert result.node("evens")["in"] == 8
+    assert result.node("all")["in"] == 9 + 8
+    assert len(result.lines("all.txt")) == 17
+
+
+def test_missing_env_var_stops_before_anything_opens(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PIPEC_TEST_OUT", raising=False)
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 3, events = "events.txt" }
+    sink out : kit.Collect { path = env("PIPEC_TEST_OUT"), events = "events.txt" }
+    nums -> out
+"""), capsys=capsys)
+    assert result.code == 2
+    assert result.report == {}
+    assert result.events() == []
+    assert "test.pipe:6: node 'out'" in result.stderr
+    assert "PIPEC_TEST_OUT is not set" in result.stderr
+
+
+def test_env_values_and_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPEC_TEST_N", "4")
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = env("PIPEC_TEST_N") }
+    sink out : kit.Collect { path = env("PIPEC_TEST_UNSET_PATH", default = "fallback.txt") }
+    nums -> out
+"""))
+    assert result.lines("fallback.txt") == ["0", "1", "2", "3"]
+
+
+def test_secrets_never_reach_code_reports_or_dead_letters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    token = "s3cr3t-T0KEN-value"
+    monkeypatch.setenv("PIPEC_TEST_TOKEN", token)
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 3 }
+    processor leak : kit.FailOn { ids = [1], message = secret("PIPEC_TEST_TOKEN") } with { on_error = "deadletter", deadletter = dl }
+    sink out : kit.Collect { path = "out.txt" }
+    sink dl : jsonl { path = "dl.jsonl" }
+    nums -> leak -> out
+"""), capsys=capsys)
+    assert result.node("leak")["failed"] == 1
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert token not in path.read_text(encoding="utf-8", errors="replace"), path
+    assert token not in result.stderr
+    assert "***" in (tmp_path / "dl.jsonl").read_text()
+
+
+def test_node_seconds_are_sampled_where_the_time_goes(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 150 }
+    processor slow : kit.busy
+    processor even : kit.even_only
+    sink out : kit.Collect { path = "out.txt" }
+    nums -> slow -> even -> out
+"""))
+    slow = result.node("slow")["seconds"]
+    assert slow > 0.1  # 150 records x 2 ms = 0.3 s, sampled every 5 ms
+    assert slow > 5 * result.node("even")["seconds"]
+
+
+def test_a_stop_inside_a_failing_batch_counts_the_unwritten_rest_as_failed(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 10 }
+    sink out : kit.Collect { path = "out.txt", fail_ids = [1] } with { batch = 4, on_error = "fail" }
+    nums -> out
+"""))
+    assert result.code == 1
+    assert "2" not in result.lines("out.txt") and "3" not in result.lines("out.txt")
+    out = result.node("out")
+    # 0..3 reached the sink; 0 was written, 1 failed, 2 and 3 were never written: not 'out'.
+    assert (out["in"], out["out"], out["failed"]) == (4, 1, 3)
+
+
+EAGER_STEPS = '''
+from pipec.runtime import Source
+
+
+class Eager(Source):
+    """records() is a plain method that raises before returning an iterator."""
+
+    def records(self):
+        raise OSError("query failed")
+'''
+
+
+def test_a_source_whose_records_call_raises_stops_the_run_cleanly(tmp_path: Path) -> None:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "eager_steps.py").write_text(EAGER_STEPS, encoding="utf-8")
+    result = run_pipe(tmp_path, "use pipec_testkit as kit\nuse eager_steps as es\n\npipeline t {\n" + """
+    source nums : kit.Numbers { n = 3, events = "events.txt" }
+    source bad : es.Eager
+    sink out : kit.Collect { path = "out.txt", events = "events.txt" }
+    nums -> out
+    bad -> out
+}
+""")
+    assert result.code == 1
+    assert result.report["state"] == "failed"
+    assert sorted(result.events()) == ["close nums", "close out", "open nums", "open out"]
+    bad = result.node("bad")
+    assert bad["failed"] == 1 and bad["errors"][0]["message"] == "query failed"
+
+
+def test_an_exception_that_cannot_be_printed_is_still_isolated(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 9 }
+    processor odd : kit.unprintable_error
+    sink out : kit.Collect { path = "out.txt" }
+    nums -> odd -> out
+"""))
+    odd = result.node("odd")
+    assert (odd["in"], odd["out"], odd["failed"]) == (9, 6, 3)
+    assert odd["errors"][0]["message"] == "<unprintable _Unprintable>"
+    assert result.lines("out.txt") == ["1", "2", "4", "5", "7", "8"]
+
+
+def test_a_runtime_error_outside_the_guards_still_closes_everything_and_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipec.runtime.policy import NodeRuntime
+
+    def broken_recover(self: NodeRuntime, record: object, exc: Exception) -> object:
+        raise TypeError("a bug in the failure path")
+
+    monkeypatch.setattr(NodeRuntime, "recover", broken_recover)
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 10, events = "events.txt" }
+    processor check : kit.FailOn { ids = [4], events = "events.txt" }
+    sink out : kit.Collect { path = "out.txt", events = "events.txt" }
+    nums -> check -> out
+"""))
+    assert result.code == 1
+    assert result.report["state"] == "failed"
+    assert result.report["errors"][0]["phase"] == "run"
+    assert "a bug in the failure path" in result.report["errors"][0]["message"]
+    assert sorted(result.events()) == sorted(
+        ["open nums", "open check", "open out", "close out", "close check", "close nums"]
+    )
+
+
+def test_a_batched_sink_without_its_own_write_batch_writes_no_record_twice(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 7 }
+    sink out : kit.Collect { path = "out.txt", fail_ids = [1, 5] } with { batch = 3 }
+    nums -> out
+"""))
+    assert result.lines("out.txt") == ["0", "2", "3", "4", "6"]
+    out = result.node("out")
+    assert (out["in"], out["out"], out["failed"]) == (7, 5, 2)
