@@ -634,6 +634,6 @@ def test_large_file_parses_with_the_grammar_built_once() -> None:
     builds_before = lark_parser.cache_info().misses
     result = parse(text, PATH)
     assert lark_parser.cache_info().misses == builds_before
-    assert result.diagnostics == []
+    assert not result.diagnostics
     assert result.file is not None and len(result.file.pipelines[0].nodes) == 300
     assert len(result.file.pipelines[0].flows) == 99

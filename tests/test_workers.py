@@ -386,7 +386,7 @@ def test_a_stop_downstream_still_counts_the_chunks_later_failures(tmp_path: Path
 def test_a_timeout_in_a_worker_fails_the_record_and_the_run_goes_on(tmp_path: Path) -> None:
     result = run(tmp_path, """
         source nums : kit.Numbers { n = 40 }
-        processor slow : kit.Hang { ids = [5], seconds = 3.0 } with { workers = 2, timeout = 100ms }
+        processor slow : kit.Hang { ids = [5], seconds = 3.0 } with { workers = 2, timeout = 500ms }
         sink out : kit.Collect { path = "out.txt" }
         nums -> slow -> out
     """)

@@ -184,7 +184,7 @@ def test_timeouts_and_batches_behave_as_locally(tmp_path: Path) -> None:
     text = """use pipec_testkit as kit
 pipeline slow {
     source    nums : kit.Numbers { n = 12 }
-    processor hang : kit.Hang { ids = [3], seconds = 0.5 } with { timeout = 100ms }
+    processor hang : kit.Hang { ids = [3], seconds = 2.0 } with { timeout = 400ms }
     sink      out  : kit.Collect { path = "out.txt", fail_ids = [7] } with { batch = 5 }
     nums -> hang -> out
 }
