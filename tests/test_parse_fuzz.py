@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipec.compiler import ast
+from pipec.compiler.check import check_text
 from pipec.compiler.diagnostics import render_all_text
 from pipec.compiler.parse import MAX_ERRORS, SYNTAX_CODES, ParseResult, parse
 
@@ -70,6 +71,11 @@ def check(text: str, result: ParseResult) -> None:
     render_all_text(result.diagnostics, {PATH: text})
     if result.file is not None:
         assert result.file.text == text and result.file.path == PATH
+        assert result.partial is None
+    elif result.partial is not None:  # what parsed: nothing on a line with a syntax error
+        bad = {line for d in result.diagnostics for line in range(d.span.line, d.span.end_line + 1)}
+        kept = [*result.partial.uses, *(n for p in result.partial.pipelines for n in p.nodes)]
+        assert not any(k.span.line <= line <= k.span.end_line for k in kept for line in bad)
 
 
 # ------------------------------------------------------------------------------------ random text
@@ -121,6 +127,23 @@ def mutate(text: str, ops: list[tuple[str, float, str, int]]) -> str:
 def test_mutated_programs_never_raise(seed: str, ops: list[tuple[str, float, str, int]]) -> None:
     text = mutate(seed, ops)
     check(text, parse(text, PATH))
+
+
+# Whole-graph codes: after a syntax error they would blame the statements it removed.
+GRAPH_CODES = re.compile(r"P102|P104|P107|P3\d\d")
+
+
+@FAST
+@given(st.sampled_from(SEEDS), st.lists(mutation, min_size=1, max_size=4))
+def test_a_file_with_syntax_errors_gets_only_statement_local_checks(
+    seed: str, ops: list[tuple[str, float, str, int]]
+) -> None:
+    text = mutate(seed, ops)
+    result = check_text(text, PATH)
+    if any(d.code in SYNTAX_CODES for d in result.diagnostics):
+        assert result.pipelines == []
+        assert not [d for d in result.diagnostics if GRAPH_CODES.fullmatch(d.code)]
+    render_all_text(result.diagnostics, {PATH: text})
 
 
 @settings(deadline=2000, max_examples=150)

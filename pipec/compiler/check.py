@@ -1,6 +1,7 @@
 """`check_file` / `check_text`: a `.pipe` file in, every diagnostic and the checked pipelines out.
 
-The phases: read, parse (parse.py), run every rule (checks.py), then build a `CheckedPipeline` for each
+The phases: read, parse (parse.py), run every rule (checks.py; only the statement-local ones after a
+syntax error), then build a `CheckedPipeline` for each
 pipeline with no errors. Nothing here raises for a mistake in the input: an unreadable file is a
 diagnostic too.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from pipec.compiler import ast
-from pipec.compiler.checks import FileChecks, PipelineChecks, run_checks
+from pipec.compiler.checks import FileChecks, PipelineChecks, run_checks, run_local_checks
 from pipec.compiler.diagnostics import Diagnostic
 from pipec.compiler.model import CheckedNode, CheckedPipeline, Edge
 
@@ -61,7 +62,9 @@ def check_text(text: str, path: str) -> CheckResult:
     parsed = parse(text, path)
     sources = {path: text}
     if parsed.file is None:
-        return CheckResult(sorted(parsed.diagnostics, key=Diagnostic.sort_key), [], sources)
+        # Syntax errors first; then whatever the statements that did parse get wrong on their own.
+        found = [*parsed.diagnostics, *(run_local_checks(parsed.partial) if parsed.partial else [])]
+        return CheckResult(sorted(found, key=Diagnostic.sort_key), [], sources)
     result = check_ast(parsed.file)
     result.diagnostics = sorted([*parsed.diagnostics, *result.diagnostics], key=Diagnostic.sort_key)
     return result

@@ -9,7 +9,10 @@ offsets to spans and collects the diagnostics:
    error it reports the error in the language's words (`parse_messages`), rolls the parser back to the
    last statement boundary it saved, skips to the next line (or the next statement keyword) and goes
    on, so one run reports every independent error without cascades;
-3. `parse_tree` converts the lark tree of a clean parse to the frozen dataclasses of `ast.py`.
+3. `parse_tree` converts the lark tree to the frozen dataclasses of `ast.py`. After a syntax error the
+   tree holds the statements that recovery kept; those become `ParseResult.partial`, minus every
+   declaration that shares a line with a syntax error, so that the checker can still report the
+   mistakes in the lines that did parse (an unknown type, a bad config key) in the same run.
 
 No lark object leaves the `parse*` modules: a `ParseResult` holds only `ast` dataclasses and
 `Diagnostic`s. This module also owns the catalogue of syntax error codes and the cap on how many are
@@ -18,6 +21,7 @@ reported.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pipec.compiler import ast
@@ -50,10 +54,16 @@ SYNTAX_CODES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ParseResult:
-    """`file` is None exactly when `diagnostics` holds a syntax error."""
+    """`file` is None exactly when `diagnostics` holds a syntax error.
+
+    `partial` is then what did parse: the statements recovery kept, with no declaration that touches a
+    syntax error. It is incomplete by construction (dropped lines may declare or use anything), so only
+    checks local to one statement may run on it. None when the file parsed cleanly or recovery gave up.
+    """
 
     file: ast.PipeFile | None
     diagnostics: tuple[Diagnostic, ...]
+    partial: ast.PipeFile | None = None
 
 
 def parse(text: str, path: str) -> ParseResult:
@@ -76,9 +86,17 @@ def _run(text: str, path: str) -> ParseResult:
     lexer = Lexer(src)
     tokens = lexer.lex()
     tree = RecoveringParser(src, lexer.suppressing).parse_tokens(tokens) if tokens is not None else None
-    result: ast.PipeFile | None = None
-    if tree is not None and not src.diags:
-        result = TreeBuilder(src, lexer.strings, lexer.numbers).file(tree)
+    built: ast.PipeFile | None = None
+    if tree is not None:
+        recovered = bool(src.diags)
+        try:
+            built = TreeBuilder(src, lexer.strings, lexer.numbers).file(tree)  # may report P011
+        except Exception:
+            if not recovered:
+                raise
+            # A repaired tree the builder cannot take: the syntax errors are reported alone.
+    result = built if not src.diags else None
+    partial = _without_bad_lines(built, src.diags) if built is not None and src.diags else None
     diags = sorted(src.diags, key=Diagnostic.sort_key)
     if len(diags) > MAX_ERRORS:
         extra = diags[MAX_ERRORS]
@@ -88,4 +106,18 @@ def _run(text: str, path: str) -> ParseResult:
         )
     if diags:
         result = None
-    return ParseResult(result, tuple(diags))
+    return ParseResult(result, tuple(diags), partial if len(diags) <= MAX_ERRORS else None)
+
+
+def _without_bad_lines(file: ast.PipeFile, diags: list[Diagnostic]) -> ast.PipeFile:
+    """The file without the `use` lines and declarations that share a line with a syntax error."""
+    bad_lines = {line for d in diags for line in range(d.span.line, d.span.end_line + 1)}
+
+    def clean(span: ast.Span) -> bool:
+        return not any(span.line <= line <= span.end_line for line in bad_lines)
+
+    pipelines = tuple(
+        dataclasses.replace(pipeline, nodes=tuple(decl for decl in pipeline.nodes if clean(decl.span)))
+        for pipeline in file.pipelines
+    )
+    return dataclasses.replace(file, uses=tuple(u for u in file.uses if clean(u.span)), pipelines=pipelines)
