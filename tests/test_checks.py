@@ -550,6 +550,9 @@ def test_component_code_that_misbehaves_is_reported_not_raised(tmp_path: Path) -
                 def explode(cls, value):
                     raise TypeError("not today")
 
+            def process(self, record):
+                return record
+
         def __getattr__(name):
             raise RuntimeError("lazy loading failed")
         """,
@@ -590,3 +593,86 @@ def test_a_too_short_fixed_length_list_says_how_many_items(tmp_path: Path) -> No
     diagnostic = only(result, "P203")
     assert diagnostic.message == "'limits.temperature' needs at least 2 items, got 1"
     assert (diagnostic.span.line, diagnostic.span.col) == (5, 39)  # at `temperature = [-20]`
+
+
+UNFIT_STEPS = """
+from pipec.runtime import Processor, Sink, Stage, emits_many
+
+class NoProcess(Processor):
+    pass
+
+class NoWrite(Sink):
+    pass
+
+class HalfStage(Stage):
+    def stage(self, record):
+        pass
+
+class WriteTakesNothing(Sink):
+    def write(self):
+        pass
+
+class GeneratorProcess(Processor):
+    def process(self, record):
+        yield record
+
+class ManyProcess(Processor):
+    emits_many = True
+
+    def process(self, record):
+        yield record
+
+def two_args(a, b):
+    return a
+
+def with_default(record, scale=2):
+    return record
+
+def gen(record):
+    yield record
+
+@emits_many
+def gen_many(record):
+    yield record
+
+async def coro(record):
+    return record
+"""
+
+
+@pytest.mark.parametrize(
+    ("role", "attr", "problem"),
+    [
+        ("processor", "NoProcess", "'s.NoProcess' does not define process(), which a processor must"),
+        ("sink", "NoWrite", "'s.NoWrite' does not define write(), which a sink must"),
+        ("stage", "HalfStage", "'s.HalfStage' does not define handoff(), which a stage must"),
+        ("sink", "WriteTakesNothing", "s.WriteTakesNothing.write() cannot be called as the runner calls it"),
+        ("processor", "GeneratorProcess", "s.GeneratorProcess.process() is a generator"),
+        ("processor", "two_args", "s.two_args() cannot be called as the runner calls it, `two_args(record)`"),
+        ("processor", "gen", "s.gen() is a generator"),
+        ("processor", "coro", "s.coro() is an async function"),
+        ("processor", "ManyProcess", None),
+        ("processor", "with_default", None),
+        ("processor", "gen_many", None),
+    ],
+)
+def test_a_component_that_cannot_do_its_job_is_p207(
+    tmp_path: Path, role: str, attr: str, problem: str | None
+) -> None:
+    (tmp_path / "unfit_steps.py").write_text(UNFIT_STEPS)
+    body = {
+        "processor": f"processor n : s.{attr}\n  sink o : jsonl {{ path = 'o' }}\n  a -> n -> o",
+        "sink": f"sink n : s.{attr}\n  a -> n",
+        "stage": f"stage n : s.{attr}\n  bulksink b : sql {{ url = 'sqlite:///x.db', table = 't' }}\n  a -> n => b",
+    }[role].replace("'", '"')
+    result = check(f"""
+        use unfit_steps as s
+        pipeline p {{
+          source a : jsonl {{ path = "x" }}
+          {body}
+        }}
+    """, folder=tmp_path)
+    if problem is None:
+        assert result.diagnostics == []
+    else:
+        assert only(result, "P207").message.startswith(problem)

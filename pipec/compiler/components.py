@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from pipec.compiler import ast
+from pipec.compiler.contract import class_problem, function_problem
 from pipec.compiler.diagnostics import Diagnostic, Note, closest, did_you_mean
 from pipec.compiler.model import ResolvedType
 from pipec.compiler.registry import Registry
@@ -281,6 +282,9 @@ def _resolve_use(
                     f"make it a class that subclasses pipec.runtime.{base}",
                 )
             ]
+        unfit = function_problem(target, decl.type_name, resolved.emits_many)
+        if unfit is not None:
+            return None, [_not_a_component(decl, *unfit)]
         return Implementation(target, resolved, None), []
     kind = type(target).__name__
     return None, [
@@ -324,7 +328,8 @@ def _check_class(decl: ast.NodeDecl, cls: type, shown: str) -> Diagnostic | None
             f"'{shown}.Config' is not a pydantic model",
             "make `Config` a subclass of pydantic.BaseModel",
         )
-    return None
+    problem = class_problem(cls, decl.role, shown)
+    return _not_a_component(decl, *problem) if problem is not None else None
 
 
 def _not_a_component(decl: ast.NodeDecl, message: str, suggestion: str) -> Diagnostic:
