@@ -276,21 +276,26 @@ class SqlSink(_TableOutput, Sink):
             self._flush()
 
     def write_batch(self, records: list[Any]) -> None:
-        """Write `records` in transactions of `batch` rows; raises (nothing of that chunk kept) on error."""
+        """Write `records` all or nothing: one transaction, `batch` rows per statement; raises on error.
+
+        The runtime retries a failed write_batch and then writes its records one by one, so keeping any
+        part of a failed list would write those records twice.
+        """
         self._flush()
         if not records:
             return
         writer = self._writer or self._writer_for(records[0])
         rows = [writer.row(record) for record in records]
-        size = self.config.batch
-        for start in range(0, len(rows), size):
-            self._commit(rows[start : start + size])
+        self._commit(rows)
 
     def _commit(self, rows: list[dict[str, Any]]) -> None:
+        """Write `rows` in one transaction, `batch` rows per statement; rolled back on any failure."""
         assert self._writer is not None
+        size = self.config.batch
         try:
             with self._connection.begin():
-                self._writer.execute(rows)
+                for start in range(0, len(rows), size):
+                    self._writer.execute(rows[start : start + size])
         except Exception as exc:
             raise _sql.DatabaseError(
                 f"{self.what}: writing {len(rows)} row(s) to {self.config.table} in {self._shown} failed: "
@@ -314,6 +319,16 @@ class SqlSink(_TableOutput, Sink):
                 self._commit([row])
             except _sql.DatabaseError as exc:
                 self.context.reject(record, exc)
+
+    def flush(self) -> None:
+        """Commit the buffered rows now; each row the database refuses is rejected on its own."""
+        pending = getattr(self, "_pending", None)
+        if not pending:
+            return
+        try:
+            self._flush()
+        except _sql.DatabaseError as exc:  # a single buffered row failed: reject it, as batches do
+            self.context.reject(pending[0][0], exc)
 
     def close(self) -> None:
         try:

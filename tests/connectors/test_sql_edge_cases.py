@@ -1,0 +1,56 @@
+"""The `sql` connector's edge cases: all-or-nothing batches, upsert order, date/time values, paging,
+concurrent table creation, MariaDB durations and malformed URLs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipec.connectors.sql import SqlSink
+from pipec.runtime.policy import ErrorLog, NodeRuntime, Policy
+from pipec.runtime.values import Redactor
+
+from .test_sql import execute, query
+
+
+def items_table(url: str, name: str) -> None:
+    execute(url, f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, name VARCHAR(50) NOT NULL)")
+
+
+# ------------------------------------------------------------------------------------------ batches
+def test_write_batch_is_all_or_nothing_across_chunks(db_url: str, table_name: str, make: Any) -> None:
+    """The runtime retries a failed write_batch and then writes record by record: a half-kept batch
+    would be written twice."""
+    items_table(db_url, table_name)
+    sink = make(SqlSink, url=db_url, table=table_name, batch=2)
+    sink.open()
+    try:
+        records = [{"id": i, "name": f"n{i}"} for i in range(1, 7)]
+        records[4] = {"id": 5, "name": None}  # NOT NULL, in the third chunk of 2
+        try:
+            sink.write_batch(records)
+        except RuntimeError as exc:
+            assert "failed" in str(exc)
+        else:
+            raise AssertionError("write_batch should have failed")
+        assert query(db_url, f"SELECT count(*) FROM {table_name}") == [(0,)]
+    finally:
+        sink.close()
+
+
+def test_runtime_fallback_writes_each_good_record_once(
+    db_url: str, table_name: str, make: Any, rejects: Any
+) -> None:
+    items_table(db_url, table_name)
+    sink = make(SqlSink, rejects, url=db_url, table=table_name, batch=2)
+    sink.open()
+    runtime = NodeRuntime("db", "t.pipe:1", Policy(retries=0), sink.write, ErrorLog(), Redactor(), "t")
+    runtime.write_batch = sink.write_batch
+    records = [{"id": i, "name": f"n{i}"} for i in range(1, 7)]
+    records[4] = {"id": 5, "name": None}
+    try:
+        runtime.flush(list(records))  # flush empties the list it is given
+    finally:
+        sink.close()
+    rows = query(db_url, f"SELECT id FROM {table_name} ORDER BY id")
+    assert rows == [(1,), (2,), (3,), (4,), (6,)]
+    assert [record for record, _ in rejects.items] == [records[4]]
