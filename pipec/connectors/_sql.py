@@ -173,7 +173,8 @@ def create_table(
 
 # ------------------------------------------------------------------------------------------ writes
 class TableWriter:
-    """Inserts or upserts dict records into one table, grouping rows by their key sets."""
+    """Inserts or upserts dict records into one table, in order, one statement per run of rows with the
+    same columns."""
 
     def __init__(
         self, connection: Connection, table: sqlalchemy.Table, mode: str, key: Sequence[str]
@@ -226,12 +227,20 @@ class TableWriter:
         return row
 
     def execute(self, rows: Iterable[dict[str, Any]]) -> int:
-        """Write rows (inside the caller's transaction); returns how many rows were sent."""
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        """Write rows (inside the caller's transaction), in order; returns how many rows were sent.
+
+        One statement per run of consecutive rows with the same columns: grouping rows from further
+        apart would reorder them, and a later upsert of a row could then be overwritten by an earlier one.
+        """
+        groups: list[tuple[tuple[str, ...], list[dict[str, Any]]]] = []
         for row in rows:
-            groups.setdefault(tuple(row), []).append(row)
+            names = tuple(sorted(row))
+            if groups and groups[-1][0] == names:
+                groups[-1][1].append(row)
+            else:
+                groups.append((names, [row]))
         sent = 0
-        for names, group in groups.items():
+        for names, group in groups:
             if self.mode == "upsert" and self.dialect not in ("sqlite", "postgresql", "mysql", "mariadb"):
                 for row in group:
                     self._upsert_generic(row)

@@ -9,7 +9,7 @@ from pipec.connectors.sql import SqlSink
 from pipec.runtime.policy import ErrorLog, NodeRuntime, Policy
 from pipec.runtime.values import Redactor
 
-from .test_sql import execute, query
+from .test_sql import execute, query, run_sink
 
 
 def items_table(url: str, name: str) -> None:
@@ -54,3 +54,19 @@ def test_runtime_fallback_writes_each_good_record_once(
     rows = query(db_url, f"SELECT id FROM {table_name} ORDER BY id")
     assert rows == [(1,), (2,), (3,), (4,), (6,)]
     assert [record for record, _ in rejects.items] == [records[4]]
+
+
+# ------------------------------------------------------------------------------------------ upsert
+def test_upsert_keeps_record_order_across_key_sets(db_url: str, table_name: str, make: Any) -> None:
+    execute(db_url, f"CREATE TABLE {table_name} (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER)")
+    records = [{"id": 1, "a": 1}, {"id": 1, "a": 2, "b": 5}, {"id": 1, "a": 3}]
+    config = {"url": db_url, "table": table_name, "mode": "upsert", "key": ["id"]}
+    run_sink(make(SqlSink, **config), records)
+    assert query(db_url, f"SELECT id, a, b FROM {table_name}") == [(1, 3, 5)]
+    sink = make(SqlSink, **config)
+    sink.open()
+    try:
+        sink.write_batch([{"id": 1, "a": 4, "b": 6}, {"id": 1, "a": 7}, {"id": 1, "b": 8}, {"id": 1, "a": 9}])
+    finally:
+        sink.close()
+    assert query(db_url, f"SELECT id, a, b FROM {table_name}") == [(1, 9, 8)]
