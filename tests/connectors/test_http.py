@@ -339,3 +339,29 @@ def test_bulk_bad_handoff(server: Server, make: Any, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=rf"{path}:2: malformed JSON"):
         publish(make(HttpBulkSink, url=server.url + "/_bulk"), str(path))
     assert server.requests == []
+
+
+# ------------------------------------------------------------------------------------- in a real run
+def _ids_posted(server: Server) -> list[int]:
+    return sorted(json.loads(r["body"])["id"] for r in server.requests)
+
+
+def test_batched_node_sends_each_good_record_once(server: Server, tmp_path: Path) -> None:
+    from e2e.harness import run_pipe
+
+    # The runner retries a failing write_batch and then writes record by record: a batch write that
+    # had already sent records 1 and 2 before record 3 failed would send them twice.
+    server.default = lambda r: (  # type: ignore[assignment]
+        (400, {}, b"bad id 3") if json.loads(r["body"])["id"] == 3 else (200, {}, b"{}")
+    )
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in range(1, 6)))
+    result = run_pipe(tmp_path, f"""pipeline t {{
+    source items : jsonl {{ path = "in.jsonl" }}
+    sink out : http {{ url = "{server.url}/items", retries = 0 }} with {{ batch = 5, on_error = "skip" }}
+    items -> out
+}}
+""")
+    assert _ids_posted(server) == [1, 2, 3, 4, 5]  # each record sent exactly once, the bad one too
+    out = result.node("out")
+    assert (out["in"], out["failed"]) == (5, 1)
+    assert "HTTP 400" in out["errors"][0]["message"]
