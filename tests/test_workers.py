@@ -423,3 +423,18 @@ def test_without_fork_the_chain_runs_in_process_with_the_same_results(
     for name in ("nums", "tag", "check", "split", "out", "rejected"):
         keys = ("in", "out", "filtered", "failed", "retried")
         assert [inline.node(name)[k] for k in keys] == [forked.node(name)[k] for k in keys], name
+
+
+@pytest.mark.parametrize("options", ["workers = 2", "workers = 2, retries = 1, backoff = 1ms"])
+def test_a_flat_map_generator_failing_partway_fails_only_its_record(tmp_path: Path, options: str) -> None:
+    result = run(tmp_path, f"""
+        threshold = 50%
+        source nums : kit.Numbers {{ n = 6 }}
+        processor split : kit.lazy_split with {{ {options} }}
+        sink out : kit.Collect {{ path = "out.txt" }}
+        nums -> split -> out
+    """)
+    assert result.code == 0, result.report["errors"]
+    split = result.node("split")
+    assert (split["in"], split["out"], split["failed"]) == (6, 10, 1)
+    assert result.lines("out.txt") == ["0", "0", "1", "1", "2", "2", "4", "4", "5", "5"]

@@ -38,6 +38,13 @@ def _no_call(record: Any) -> Any:
     raise TypeError("this role takes no per-record call")
 
 
+def _materialised(function: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
+    def call(record: Any) -> list[Any]:
+        return list(function(record))
+
+    return call
+
+
 def wire_node(
     spec: NodeSpec,
     config: BaseModel | None,
@@ -77,6 +84,10 @@ def wire_node(
             component = spec.factory(config, context)
         method = ROLE_METHOD.get(spec.role)
         call = getattr(component, method) if method else _no_call
+    if spec.emits_many:
+        # A flat-map's output is often a generator that fails while it is consumed: the list is made
+        # inside the call, so that failure is the record's, within its timeout and its retries.
+        call = _materialised(call)
     timed = None
     if spec.timeout is not None and spec.role in ("processor", "sink", "stage"):
         timed = TimedCall(call, spec.timeout)

@@ -120,13 +120,11 @@ class ChainRunner:
         calls, many, size = self.calls, self.many, self.size
         while index < size:
             try:
-                out = list(calls[index](record)) if many[index] else calls[index](record)
+                out = calls[index](record)  # a flat-map's call returns a list (see wiring)
             except Exception as exc:
                 out = self._recover(record, exc, index, result)
                 if out is _DROPPED:
                     return
-                if many[index]:
-                    out = list(out)
             if many[index]:
                 if not out:
                     result.filtered[index] += 1

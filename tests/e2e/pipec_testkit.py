@@ -139,3 +139,12 @@ def unprintable_error(record: dict[str, Any]) -> dict[str, Any]:
     if record["id"] % 3 == 0:
         raise _Unprintable()
     return record
+
+
+@emits_many
+def lazy_split(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A generator: yields one copy, then raises for id 3 (only when its output is consumed)."""
+    yield {**record, "copy": 1}
+    if record["id"] == 3:
+        raise ValueError("lazy failure at 3")
+    yield {**record, "copy": 2}

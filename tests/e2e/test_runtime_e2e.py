@@ -362,3 +362,21 @@ def test_a_batched_sink_without_its_own_write_batch_writes_no_record_twice(tmp_p
     assert result.lines("out.txt") == ["0", "2", "3", "4", "6"]
     out = result.node("out")
     assert (out["in"], out["out"], out["failed"]) == (7, 5, 2)
+
+
+@pytest.mark.parametrize("options", ["", "with { retries = 1, backoff = 1ms }"])
+def test_a_flat_map_generator_failing_partway_fails_only_its_record(tmp_path: Path, options: str) -> None:
+    # The generator raises while it is consumed; with retries too, that must stay one record's failure.
+    result = run_pipe(tmp_path, pipe(f"""
+    threshold = 50%
+    source nums : kit.Numbers {{ n = 6 }}
+    processor split : kit.lazy_split {options}
+    sink out : kit.Collect {{ path = "out.txt" }}
+    nums -> split -> out
+"""))
+    assert result.code == 0, result.report["errors"]
+    split = result.node("split")
+    assert (split["in"], split["out"], split["failed"]) == (6, 10, 1)
+    assert split["retried"] == (1 if options else 0)
+    assert split["errors"][0]["message"] == "lazy failure at 3"
+    assert result.lines("out.txt") == ["0", "0", "1", "1", "2", "2", "4", "4", "5", "5"]
