@@ -86,11 +86,36 @@ def qualified(name: str, schema: str | None) -> str:
 
 # ------------------------------------------------------------------------------------------ values
 def _parse_datetime(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if text[-1:] in ("Z", "z"):  # fromisoformat takes "Z" only from Python 3.11
+        text = text[:-1] + "+00:00"
+    return datetime.datetime.fromisoformat(text)
+
+
+def _utc_naive(value: datetime.datetime) -> datetime.datetime:
+    """An aware value as naive UTC, for a column without a time zone; a naive value as it is.
+
+    Drivers disagree on an aware value for such a column (PostgreSQL converts it to the session's time
+    zone, MariaDB and SQLite drop the offset), so it is converted here, the same on every database.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value
+    return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _parse_naive_datetime(text: str) -> datetime.datetime:
+    return _utc_naive(_parse_datetime(text))
 
 
 def _parse_date(text: str) -> datetime.date:
-    return datetime.date.fromisoformat(text[:10]) if len(text) > 10 else datetime.date.fromisoformat(text)
+    """An ISO date, or the (UTC) date of an ISO date-time; anything else is refused, not truncated."""
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return _parse_naive_datetime(text).date()
+    except ValueError:
+        raise ValueError("not an ISO date (YYYY-MM-DD) or date-time") from None
 
 
 def _parse_time(text: str) -> datetime.time:
@@ -111,8 +136,10 @@ def column_coercers(table: sqlalchemy.Table) -> dict[str, Callable[[Any], Any]]:
     for column in table.columns:
         kind = column.type
         text_parser: Callable[[str], Any] | None = None
+        naive = False
         if isinstance(kind, sqlalchemy.DateTime):
-            text_parser = _parse_datetime
+            naive = not kind.timezone
+            text_parser = _parse_naive_datetime if naive else _parse_datetime
         elif isinstance(kind, sqlalchemy.Date):
             text_parser = _parse_date
         elif isinstance(kind, sqlalchemy.Time):
@@ -121,14 +148,16 @@ def column_coercers(table: sqlalchemy.Table) -> dict[str, Callable[[Any], Any]]:
             text_parser = _parse_decimal
         if isinstance(kind, sqlalchemy.JSON):
             continue
-        coercers[column.name] = _make_coercer(text_parser)
+        coercers[column.name] = _make_coercer(text_parser, naive)
     return coercers
 
 
-def _make_coercer(text_parser: Callable[[str], Any] | None) -> Callable[[Any], Any]:
+def _make_coercer(text_parser: Callable[[str], Any] | None, naive: bool = False) -> Callable[[Any], Any]:
     def coerce(value: Any) -> Any:
         if type(value) is str and text_parser is not None:
             return text_parser(value)
+        if naive and isinstance(value, datetime.datetime):
+            return _utc_naive(value)
         if type(value) in (dict, list):
             return json.dumps(value, sort_keys=True)
         return value

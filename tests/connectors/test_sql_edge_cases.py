@@ -3,12 +3,17 @@ concurrent table creation, MariaDB durations and malformed URLs."""
 
 from __future__ import annotations
 
+import datetime
+import uuid
 from typing import Any
+
+import pytest
 
 from pipec.connectors.sql import SqlSink
 from pipec.runtime.policy import ErrorLog, NodeRuntime, Policy
 from pipec.runtime.values import Redactor
 
+from .conftest import drop_tables
 from .test_sql import execute, query, run_sink
 
 
@@ -70,3 +75,54 @@ def test_upsert_keeps_record_order_across_key_sets(db_url: str, table_name: str,
     finally:
         sink.close()
     assert query(db_url, f"SELECT id, a, b FROM {table_name}") == [(1, 9, 8)]
+
+
+# ------------------------------------------------------------------------------------------ dates and times
+def test_date_column_takes_only_an_iso_date_or_datetime(db_url: str, table_name: str, make: Any) -> None:
+    execute(db_url, f"CREATE TABLE {table_name} (id INTEGER PRIMARY KEY, d DATE)")
+    sink = make(SqlSink, url=db_url, table=table_name)
+    sink.open()
+    try:
+        for bad in ["2024-03-01 not a date", "2024-03-01xyz", "2024-03-01T25:00:00", "2024-13-01"]:
+            with pytest.raises(ValueError, match=r"column 'd' \(DATE\): cannot store"):
+                sink.write({"id": 9, "d": bad})
+        sink.write({"id": 1, "d": "2024-03-01"})
+        sink.write({"id": 2, "d": "2024-03-02T10:11:12"})
+        sink.write({"id": 3, "d": "2024-03-03 23:59:59.250"})
+        sink.write({"id": 4, "d": "2024-03-01T01:00:00+05:00"})  # 2024-02-29 20:00 UTC
+    finally:
+        sink.close()
+    rows = [(i, str(d)) for i, d in query(db_url, f"SELECT id, d FROM {table_name} ORDER BY id")]
+    assert rows == [(1, "2024-03-01"), (2, "2024-03-02"), (3, "2024-03-03"), (4, "2024-02-29")]
+
+
+def test_aware_timestamps_are_stored_as_utc_in_naive_columns(
+    db_url: str, table_name: str, make: Any
+) -> None:
+    kind = "TIMESTAMP" if db_url.startswith("postgresql") else "DATETIME"
+    execute(db_url, f"CREATE TABLE {table_name} (id INTEGER PRIMARY KEY, t {kind})")
+    aware = datetime.datetime(2024, 3, 1, 10, tzinfo=datetime.timezone(datetime.timedelta(hours=5)))
+    records = [
+        {"id": 1, "t": "2024-03-01T10:00:00+05:00"},
+        {"id": 2, "t": "2024-03-01T05:00:00Z"},
+        {"id": 3, "t": "2024-03-01T05:00:00"},  # naive: stored as given
+        {"id": 4, "t": aware},
+        {"id": 5, "t": "2024-03-01T00:30:00-04:30"},
+    ]
+    run_sink(make(SqlSink, url=db_url, table=table_name), records)
+    rows = query(db_url, f"SELECT t FROM {table_name} ORDER BY id")
+    assert [str(t)[:19] for (t,) in rows] == ["2024-03-01 05:00:00"] * 5
+
+
+@pytest.mark.servers
+def test_aware_timestamps_keep_their_instant_in_a_timestamptz_column(
+    postgres_url: str, make: Any
+) -> None:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        execute(postgres_url, f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, t TIMESTAMPTZ)")
+        run_sink(make(SqlSink, url=postgres_url, table=name), [{"id": 1, "t": "2024-03-01T10:00:00+05:00"}])
+        [(stored,)] = query(postgres_url, f"SELECT t FROM {name}")
+        assert stored == datetime.datetime(2024, 3, 1, 5, tzinfo=datetime.timezone.utc)
+    finally:
+        drop_tables(postgres_url, name)
