@@ -85,6 +85,14 @@ class Sink(Component):
         for record in records:
             self.write(record)
 
+    def flush(self) -> None:
+        """Finish every write still pending (buffered rows, requests in flight) without closing.
+
+        Called after the stream (locally) and at the end of every bundle (Beam), before `close()`,
+        while failures can still be counted: report each record that fails here with
+        `self.context.reject(record, error)`. A sink that buffers must do this work here, not only in
+        `close()`. The default has nothing to finish."""
+
 
 class Stage(Component):
     def stage(self, record: Any) -> None:

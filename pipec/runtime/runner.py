@@ -234,6 +234,10 @@ class Run:
         for name, buffer in self.buffers.items():
             if buffer:
                 self._guard(name, "record", functools.partial(self.runtimes[name].flush, buffer))
+        for spec in self.spec.nodes:  # sinks finish pending writes while rejects still reach dead letters
+            flush = getattr(self.components[spec.name], "flush", None)
+            if spec.role == "sink" and not spec.is_function and flush is not None:
+                self._guard(spec.name, "close", flush)
         for spec in self.spec.nodes:
             if spec.role != "bulksink":
                 continue
