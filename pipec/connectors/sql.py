@@ -124,8 +124,10 @@ class SqlSource(Source):
         if found is None or found[0] != "table" or "WITHOUT ROWID" in str(found[1] or "").upper():
             return None  # a view, or a table without rowids: stream it
         rowid: Any = sqlalchemy.literal_column("_rowid_")
-        paged = statement.add_columns(rowid.label("__pipec_rowid"))
-        return paged.where(rowid > sqlalchemy.bindparam("after")).order_by(rowid).limit(self.config.batch)
+        first = statement.add_columns(rowid.label("__pipec_rowid")).order_by(rowid).limit(self.config.batch)
+        # The first page has no lower bound: any "rowid > x" would skip a row whose rowid is x.
+        self._first_page = first
+        return first.where(rowid > sqlalchemy.bindparam("after"))
 
     def records(self) -> Iterator[dict[str, Any]]:
         if self._pages is not None:
@@ -137,10 +139,13 @@ class SqlSource(Source):
                 yield dict(zip(keys, row))
 
     def _paged(self) -> Iterator[dict[str, Any]]:
-        after = -(2**63)
+        after: int | None = None
         connection = self._connection
         while True:
-            result = connection.execute(self._pages, {"after": after})
+            if after is None:
+                result = connection.execute(self._first_page)
+            else:
+                result = connection.execute(self._pages, {"after": after})
             keys = list(result.keys())[:-1]
             rows = result.fetchall()
             connection.rollback()

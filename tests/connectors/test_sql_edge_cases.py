@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipec.connectors.sql import SqlSink
+from pipec.connectors.sql import SqlSink, SqlSource
 from pipec.runtime.policy import ErrorLog, NodeRuntime, Policy
 from pipec.runtime.values import Redactor
 
@@ -96,9 +96,7 @@ def test_date_column_takes_only_an_iso_date_or_datetime(db_url: str, table_name:
     assert rows == [(1, "2024-03-01"), (2, "2024-03-02"), (3, "2024-03-03"), (4, "2024-02-29")]
 
 
-def test_aware_timestamps_are_stored_as_utc_in_naive_columns(
-    db_url: str, table_name: str, make: Any
-) -> None:
+def test_aware_timestamps_are_stored_as_utc_in_naive_columns(db_url: str, table_name: str, make: Any) -> None:
     kind = "TIMESTAMP" if db_url.startswith("postgresql") else "DATETIME"
     execute(db_url, f"CREATE TABLE {table_name} (id INTEGER PRIMARY KEY, t {kind})")
     aware = datetime.datetime(2024, 3, 1, 10, tzinfo=datetime.timezone(datetime.timedelta(hours=5)))
@@ -115,9 +113,7 @@ def test_aware_timestamps_are_stored_as_utc_in_naive_columns(
 
 
 @pytest.mark.servers
-def test_aware_timestamps_keep_their_instant_in_a_timestamptz_column(
-    postgres_url: str, make: Any
-) -> None:
+def test_aware_timestamps_keep_their_instant_in_a_timestamptz_column(postgres_url: str, make: Any) -> None:
     name = f"t_{uuid.uuid4().hex[:12]}"
     try:
         execute(postgres_url, f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, t TIMESTAMPTZ)")
@@ -126,3 +122,21 @@ def test_aware_timestamps_keep_their_instant_in_a_timestamptz_column(
         assert stored == datetime.datetime(2024, 3, 1, 5, tzinfo=datetime.timezone.utc)
     finally:
         drop_tables(postgres_url, name)
+
+
+# ------------------------------------------------------------------------------------------ source
+def test_sqlite_table_source_reads_the_smallest_rowid(sqlite_url: str, make: Any) -> None:
+    execute(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+    ids = [-(2**63), -(2**63) + 1, 0, 2**63 - 1]
+    execute(
+        sqlite_url,
+        "INSERT INTO t (id, name) VALUES (:id, :name)",
+        params=[{"id": i, "name": "x"} for i in ids],
+    )
+    for batch in (1, 1000):
+        source = make(SqlSource, url=sqlite_url, table="t", batch=batch)
+        source.open()
+        try:
+            assert [r["id"] for r in source.records()] == ids
+        finally:
+            source.close()
