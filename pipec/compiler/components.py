@@ -13,7 +13,7 @@ import inspect
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, redirect_stdout, suppress
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -110,7 +110,8 @@ def import_use_module(name: str, folder: str) -> ModuleType:
             for mod_name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
                 del sys.modules[mod_name]
     try:
-        with _path_first(folder):
+        # Whatever the module prints while importing goes to stderr: stdout may be JSON for a tool.
+        with _path_first(folder), redirect_stdout(sys.stderr):
             importlib.invalidate_caches()
             module = importlib.import_module(name)
     except BaseException as exc:  # user code may raise anything, even SystemExit, while importing

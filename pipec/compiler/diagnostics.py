@@ -7,6 +7,7 @@ then `note:` lines (each may point at its own location) and a `help:` line with 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -14,6 +15,23 @@ from typing import Any, Literal
 from pipec.compiler.ast import Span
 
 Severity = Literal["error", "warning"]
+
+# Only these end a line in a `.pipe` file, as in the lexer. `str.splitlines` would also break at
+# \v, \f, \x1c-\x1e, \x85, U+2028 and U+2029, and every later position would be off by a line.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# Those other separators are shown as spaces in an excerpt, so that the caret line stays aligned.
+_SHOWN_AS_SPACE = str.maketrans(dict.fromkeys("\t\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
+
+
+def split_lines(text: str, keepends: bool = False) -> list[str]:
+    """The lines of `text`, broken only at \\r\\n, \\r and \\n (no empty last line after a final break)."""
+    if keepends:
+        lines = [m.group() for m in re.finditer(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)]
+    else:
+        lines = _LINE_BREAK.split(text)
+        if lines and lines[-1] == "":
+            lines.pop()
+    return lines
 
 
 @dataclass(frozen=True)
@@ -68,10 +86,10 @@ def _excerpt(span: Span, sources: Mapping[str, str]) -> list[str]:
     text = sources.get(span.file)
     if text is None:
         return []
-    lines = text.splitlines()
+    lines = split_lines(text)
     if not 1 <= span.line <= len(lines):
         return []
-    line = lines[span.line - 1].replace("\t", " ")
+    line = lines[span.line - 1].translate(_SHOWN_AS_SPACE)
     start = max(span.col, 1)
     end = span.end_col if span.end_line == span.line else len(line) + 1
     width = max(end - start, 1)

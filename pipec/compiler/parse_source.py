@@ -1,8 +1,9 @@
 """The text being parsed, as every parse stage sees it: character offsets mapped to spans, and the
 diagnostics reported against it.
 
-Positions come from character offsets mapped through `str.splitlines`, the same line model that
-`diagnostics.render_text` uses, so every caret lands where the span says.
+Positions come from character offsets mapped through `diagnostics.split_lines` (lines end only at
+CR LF, CR and LF, as in the lexer), the same line model that `diagnostics.render_text` uses, so every
+caret lands where the span says.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from lark import Token, Tree
 
 from pipec.compiler import ast
-from pipec.compiler.diagnostics import Diagnostic, Note
+from pipec.compiler.diagnostics import Diagnostic, Note, split_lines
 
 __all__ = ["MAX_ERRORS", "SourceText", "line_end", "tok_end", "tok_start"]
 
@@ -41,7 +42,7 @@ class SourceText:
     def __init__(self, text: str, path: str) -> None:
         self.text = text
         self.path = path
-        lines = text.splitlines(keepends=True)
+        lines = split_lines(text, keepends=True)
         self.line_starts = [0]
         for line in lines:
             self.line_starts.append(self.line_starts[-1] + len(line))

@@ -6,6 +6,8 @@ checked, compiled and run the same way. Each entry point names a `pipec.runtime.
 
 from __future__ import annotations
 
+import sys
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -45,7 +47,8 @@ def load_registry() -> Registry:
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist is not None else "unknown"
         try:
-            loaded = ep.load()
+            with redirect_stdout(sys.stderr):  # a plugin's import-time prints must not corrupt JSON output
+                loaded = ep.load()
         except Exception as exc:  # a broken plugin must not break every check
             errors[ep.name] = f"{type(exc).__name__}: {exc}"
             continue
