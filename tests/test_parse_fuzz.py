@@ -74,7 +74,7 @@ def check(text: str, result: ParseResult) -> None:
         assert result.partial is None
     elif result.partial is not None:  # what parsed: nothing on a line with a syntax error
         bad = {line for d in result.diagnostics for line in range(d.span.line, d.span.end_line + 1)}
-        kept = [*result.partial.uses, *(n for p in result.partial.pipelines for n in p.nodes)]
+        kept = [*result.partial.uses, *(n for p in result.partial.pipelines for n in (*p.nodes, *p.settings))]
         assert not any(k.span.line <= line <= k.span.end_line for k in kept for line in bad)
 
 
@@ -177,6 +177,8 @@ def quote(s: str) -> str:
 
 
 strings = st.text(st.characters(exclude_categories=["Cs"]), max_size=15).map(lambda s: (quote(s), ("str", s)))
+# An environment variable's name: any text an environment can hold (not empty, no '=' or NUL).
+var_names = strings.filter(lambda s: bool(s[1][1]) and not {"=", "\0"} & set(s[1][1]))
 scalars: st.SearchStrategy[Gen] = st.one_of(
     strings,
     st.integers(-(10**12), 10**12).map(lambda n: (str(n), n)),
@@ -188,8 +190,8 @@ scalars: st.SearchStrategy[Gen] = st.one_of(
     st.integers(0, 1000).map(lambda n: (f"{n}%", ("pct", n / 100))),
     st.sampled_from([("true", True), ("false", False), ("null", None)]),
     names.map(lambda n: (n, ("ref", n))),
-    strings.map(lambda s: (f"secret({s[0]})", ("secret", s[1][1]))),
-    strings.map(lambda s: (f"env({s[0]})", ("env", s[1][1], None))),
+    var_names.map(lambda s: (f"secret({s[0]})", ("secret", s[1][1]))),
+    var_names.map(lambda s: (f"env({s[0]})", ("env", s[1][1], None))),
 )
 
 
@@ -218,7 +220,7 @@ values: st.SearchStrategy[Gen] = st.recursive(
     lambda inner: st.one_of(
         lists_of(inner),
         maps_of(inner),
-        st.tuples(strings, inner).map(
+        st.tuples(var_names, inner).map(
             lambda t: (f"env({t[0][0]}, default = {t[1][0]})", ("env", t[0][1][1], t[1][1]))
         ),
     ),

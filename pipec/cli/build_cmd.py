@@ -40,9 +40,11 @@ def compile_command(files: tuple[str, ...], out_dir: str, strict: bool, target: 
     results = build(list(files), out_dir, strict=strict, target=target)
     if not _report_problems(results):
         sys.exit(1)
-    for result in results:
+    for file, result in zip(files, results):
         for path in result.written:
             click.echo(f"wrote {path}")
+        if not result.written:
+            click.echo(f"warning: {file} defines no pipeline: nothing written", err=True)
 
 
 def _load_runner(path: Path) -> ModuleType:
@@ -88,6 +90,9 @@ def run_command(file: str, only: str | None, dry_run: bool, limit: int | None, r
         if not _report_problems(results):
             sys.exit(1)
         runners = results[0].written
+        if not runners:
+            click.echo(f"error: {file} defines no pipeline: nothing to run", err=True)
+            sys.exit(2)
         pipeline_of = {module_filename(p, target): p.name for p in results[0].check.pipelines}
         names = [pipeline_of.get(p.name, p.stem) for p in runners]
         if only is not None:

@@ -75,6 +75,9 @@ def graph_command(file: str, pipeline_name: str | None, output_format: str) -> N
         click.echo(render_all_text(result.diagnostics, result.sources), nl=False, err=True)
         sys.exit(1)
     pipelines = {p.name: p for p in result.pipelines}
+    if not pipelines:
+        click.echo(f"error: {file} defines no pipeline, so there is no graph to show", err=True)
+        sys.exit(1)
     if pipeline_name is None:
         if len(pipelines) != 1:
             names = ", ".join(sorted(pipelines)) or "none"

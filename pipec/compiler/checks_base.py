@@ -84,6 +84,13 @@ class PipelineContext:
     def deadletter_sinks(self) -> set[str]:
         """Declared sinks that some node's `deadletter` option names: consumed even with no flow."""
         targets = {options.deadletter for options, _ in self.options if options.deadletter}
+        # A target written as a string ("rejects") has its own P210; it still means that sink.
+        targets |= {
+            pair.value.value
+            for decl in self.pipeline.nodes
+            for pair in decl.options
+            if pair.key == "deadletter" and isinstance(pair.value, ast.StringValue)
+        }
         return {t for t in targets if self.role(t) == "sink"}
 
     @cached_property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import keyword
+import sys
 from collections.abc import Iterator
 
 from pipec.compiler import ast
@@ -68,7 +70,7 @@ def unused_aliases(ctx: FileContext) -> Iterator[Diagnostic]:
         if "." in decl.type_name
     }
     for alias, use in ctx.uses.items():
-        if alias not in used:
+        if alias not in used and use.error is None:  # a failed import has its own P105
             yield Diagnostic(
                 UNUSED_ALIAS,
                 "warning",
@@ -79,12 +81,17 @@ def unused_aliases(ctx: FileContext) -> Iterator[Diagnostic]:
 
 
 def pipeline_module_name(ctx: PipelineContext) -> Iterator[Diagnostic]:
-    """The runner is written as NAME.py and imported by that name, so NAME must be a Python module name."""
+    """The runner is written as NAME.py and imported by that name, so NAME must be a Python module name
+    that shadows nothing the runner imports: pipec itself, the standard library, a `use` module, or any
+    installed package (a runner called json.py or pipec.py could not even start)."""
     name = ctx.pipeline.name
     if keyword.iskeyword(name):
         why, hint = "it is a Python keyword", f"rename the pipeline, e.g. '{name}_pipeline'"
     elif not name.isidentifier():
         why, hint = "it is not a Python identifier", "rename the pipeline with letters, digits and '_'"
+    elif _shadowed(name, ctx):
+        why = f"it would hide the Python module '{name}' from the runner"
+        hint = f"rename the pipeline, e.g. '{name}_pipeline'"
     else:
         return
     yield Diagnostic(
@@ -94,6 +101,17 @@ def pipeline_module_name(ctx: PipelineContext) -> Iterator[Diagnostic]:
         ctx.pipeline.name_span,
         suggestion=hint,
     )
+
+
+def _shadowed(name: str, ctx: PipelineContext) -> bool:
+    if name == "pipec" or name in sys.stdlib_module_names:
+        return True
+    if any(use.module.partition(".")[0] == name for use in ctx.file.file.uses):
+        return True
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def duplicate_nodes(ctx: PipelineContext) -> Iterator[Diagnostic]:

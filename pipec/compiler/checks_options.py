@@ -12,6 +12,7 @@ from pipec.compiler import ast
 from pipec.compiler.diagnostics import Diagnostic, did_you_mean
 from pipec.compiler.model import NodeOptions, OnError
 from pipec.compiler.values import describe, duplicate_keys, kind_name
+from pipec.runtime.policy import MAX_BACKOFF_SECONDS
 
 # Diagnostic codes raised here (documented in docs/language.md).
 UNKNOWN_OPTION = "P209"
@@ -23,9 +24,23 @@ RUNTIME_VALUE_NOT_ALLOWED = "P405"
 
 OPTION_KEYS: tuple[str, ...] = ("on_error", "deadletter", "retries", "backoff", "timeout", "batch", "workers")
 ON_ERROR_CHOICES: tuple[OnError, ...] = ("skip", "fail", "deadletter")
+# Retries and timeouts wrap the per-record calls: a source's iteration cannot be retried or cut per
+# record, and a bulk sink's publish is once per run (retrying it could publish twice).
+PER_RECORD_ROLES = ("processor", "sink", "stage")
 OPTION_ROLES: dict[str, tuple[str, ...]] = {
-    "batch": ("sink", "stage", "bulksink"),
+    "batch": ("sink",),  # stages and bulk sinks batch by their own config, if at all
     "workers": ("processor",),
+    "retries": PER_RECORD_ROLES,
+    "backoff": PER_RECORD_ROLES,
+    "timeout": PER_RECORD_ROLES,
+}
+# A longer timeout is a typo (and past the platform's time_t it cannot even be scheduled); a longer
+# backoff would be cut to the runtime's cap anyway.
+MAX_DURATION_SECONDS = {"timeout": 24 * 3600.0, "backoff": MAX_BACKOFF_SECONDS}
+MAX_DURATION_TEXT = {"timeout": "24h", "backoff": f"{MAX_BACKOFF_SECONDS:g}s"}
+MAX_DURATION_HINT = {
+    "timeout": "leave the timeout out to let a call run as long as it takes",
+    "backoff": f"the wait doubles on each retry up to {MAX_BACKOFF_SECONDS:g}s, its cap",
 }
 SETTING_KEYS: tuple[str, ...] = ("threshold",)
 DEFAULT_THRESHOLD = 0.9
@@ -157,6 +172,13 @@ def _option_value(decl: ast.NodeDecl, pair: ast.Pair) -> tuple[object, Diagnosti
         what = "a whole number" if least == 0 else "a positive whole number"
         return None, _invalid(INVALID_OPTION, f"'{key}' must be {what}, {got}", value.span)
     # backoff, timeout: durations
+    if isinstance(value, ast.DurationValue) and value.seconds > MAX_DURATION_SECONDS[key]:
+        return None, _invalid(
+            INVALID_OPTION,
+            f"'{key}' must be at most {MAX_DURATION_TEXT[key]}, {got}",
+            value.span,
+            MAX_DURATION_HINT[key],
+        )
     if isinstance(value, ast.DurationValue) and (value.seconds > 0 or key == "backoff"):
         return value.seconds, None
     hint = None

@@ -204,7 +204,11 @@ def cycles(ctx: PipelineContext) -> Iterator[Diagnostic]:
     graph = ctx.graph
     order = nx.get_node_attributes(graph, "order")
     found: set[tuple[str, ...]] = set()
-    for cycle in islice(nx.simple_cycles(graph), MAX_CYCLES):
+    # Only processors can form a cycle that no other rule reports: any other node on it has an arrow
+    # in (a source, P301) or out (a sink, stage or bulksink, P302/P303/P305) already reported, or is
+    # undeclared (P102); a second error for the same arrow would only repeat it.
+    processors = [n for n in graph if ctx.role(n) == "processor"]
+    for cycle in islice(nx.simple_cycles(graph.subgraph(processors)), MAX_CYCLES):
         start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
         found.add(tuple(cycle[start:] + cycle[:start]))
     for cycle in sorted(found, key=lambda c: [order[n] for n in c]):
@@ -311,8 +315,17 @@ def unused_nodes(ctx: PipelineContext) -> Iterator[Diagnostic]:
             "warning",
             f"{decl.role} '{name}' is declared but no flow uses it",
             decl.name_span,
-            suggestion=f"connect it in a flow (`... -> {name}`), or remove it",
+            suggestion=f"connect it in a flow ({_connection(decl.role, name)}), or remove it",
         )
+
+
+def _connection(role: str, name: str) -> str:
+    """A flow that would use a node of `role`, as an example for the fix."""
+    return {
+        "source": f"`{name} -> ...`",
+        "stage": f"`... -> {name} => BULKSINK`",
+        "bulksink": f"`... -> STAGE => {name}`",
+    }.get(role, f"`... -> {name}`")
 
 
 def _option_pair(decl: ast.NodeDecl, key: str) -> ast.Pair | None:
@@ -325,7 +338,8 @@ def deadletter_targets(ctx: PipelineContext) -> Iterator[Diagnostic]:
         pair = _option_pair(decl, "deadletter")
         target = options.deadletter
         if target is None or pair is None:
-            if options.on_error == "deadletter":
+            # A `deadletter` written wrongly (a string, a number) already has its P210 at the value.
+            if options.on_error == "deadletter" and pair is None:
                 on_error = _option_pair(decl, "on_error")
                 yield Diagnostic(
                     DEADLETTER_MISSING,

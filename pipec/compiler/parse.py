@@ -11,7 +11,7 @@ offsets to spans and collects the diagnostics:
    on, so one run reports every independent error without cascades;
 3. `parse_tree` converts the lark tree to the frozen dataclasses of `ast.py`. After a syntax error the
    tree holds the statements that recovery kept; those become `ParseResult.partial`, minus every
-   declaration that shares a line with a syntax error, so that the checker can still report the
+   statement that shares a line with a syntax error, so that the checker can still report the
    mistakes in the lines that did parse (an unknown type, a bad config key) in the same run.
 
 No lark object leaves the `parse*` modules: a `ParseResult` holds only `ast` dataclasses and
@@ -110,14 +110,18 @@ def _run(text: str, path: str) -> ParseResult:
 
 
 def _without_bad_lines(file: ast.PipeFile, diags: list[Diagnostic]) -> ast.PipeFile:
-    """The file without the `use` lines and declarations that share a line with a syntax error."""
+    """The file without the `use` lines, settings and declarations that share a line with a syntax error."""
     bad_lines = {line for d in diags for line in range(d.span.line, d.span.end_line + 1)}
 
     def clean(span: ast.Span) -> bool:
         return not any(span.line <= line <= span.end_line for line in bad_lines)
 
     pipelines = tuple(
-        dataclasses.replace(pipeline, nodes=tuple(decl for decl in pipeline.nodes if clean(decl.span)))
+        dataclasses.replace(
+            pipeline,
+            settings=tuple(pair for pair in pipeline.settings if clean(pair.span)),
+            nodes=tuple(decl for decl in pipeline.nodes if clean(decl.span)),
+        )
         for pipeline in file.pipelines
     )
     return dataclasses.replace(file, uses=tuple(u for u in file.uses if clean(u.span)), pipelines=pipelines)

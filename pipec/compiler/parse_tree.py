@@ -194,6 +194,14 @@ class TreeBuilder:
             )
             return placeholder
         var = positional[0].value
+        if not var or "=" in var or "\0" in var:  # no environment can hold such a variable
+            p.error(
+                "P011",
+                f"{name}() needs a variable name, got {show(repr(var))}",
+                positional[0].span,
+                "name the variable, e.g. ORDERS_DB; a name cannot be empty or contain '=' or NUL",
+            )
+            return placeholder
         if name == "secret":
             if len(positional) > 1 or named:
                 extra = named[0][0] if named else None

@@ -1,0 +1,236 @@
+"""Each mistake reported once, at its own line, with a fix that is itself valid; and nothing that
+`pipec check` accepts may be unable to run because of its name or an option nobody applies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pipec.compiler.check import CheckResult, check_text
+from pipec.compiler.diagnostics import render_all_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def check(body: str, folder: Path, name: str = "t.pipe") -> CheckResult:
+    return check_text(textwrap.dedent(body), str(folder / name))
+
+
+def codes(result: CheckResult) -> list[str]:
+    return [d.code for d in result.diagnostics]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c"])
+def test_only_cr_and_lf_end_a_line(tmp_path: Path, separator: str) -> None:
+    text = (
+        "pipeline p {\n"
+        f'    source s : jsonl {{ path = "a{separator}b" }}\n'
+        '    sink o : jsnol { path = "o" }\n'
+        "    s -> o\n"
+        "}\n"
+    )
+    result = check_text(text, str(tmp_path / "t.pipe"))
+    (diagnostic,) = result.diagnostics
+    assert (diagnostic.code, diagnostic.span.line, diagnostic.span.col) == ("P204", 3, 14)
+    rendered = render_all_text(result.diagnostics, result.sources)
+    assert '    sink o : jsnol { path = "o" }\n' in rendered  # the excerpt is the right line
+    assert separator not in rendered
+
+
+def test_what_a_use_module_prints_keeps_json_output_clean(tmp_path: Path) -> None:
+    (tmp_path / "noisy.py").write_text('print("hello from noisy")\ndef tidy(record):\n    return record\n')
+    (tmp_path / "t.pipe").write_text(
+        "use noisy as n\npipeline p {\n"
+        '  source s : jsonl { path = "x" }\n  processor t : n.tidy\n  sink o : jsonl { path = "o" }\n'
+        "  s -> t -> o\n}\n"
+    )
+    for command in (["check", "--format", "json"], ["graph", "--format", "json"]):
+        done = subprocess.run(
+            [sys.executable, "-c", "from pipec.cli import main; main()", *command, "t.pipe"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        json.loads(done.stdout)
+        assert "hello from noisy" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["pipec", "json", "logging", "pydantic", "mysteps"])
+def test_a_pipeline_name_that_would_hide_a_module_is_p109(tmp_path: Path, name: str) -> None:
+    (tmp_path / "mysteps.py").write_text("def tidy(record):\n    return record\n")
+    result = check(f"""
+        use mysteps as m
+        pipeline {name} {{
+          source s : jsonl {{ path = "x" }}
+          processor t : m.tidy
+          sink o : jsonl {{ path = "o" }}
+          s -> t -> o
+        }}
+    """, tmp_path)
+    (diagnostic,) = result.diagnostics
+    assert diagnostic.code == "P109"
+    assert f"would hide the Python module '{name}'" in diagnostic.message
+
+
+def test_a_broken_setting_gets_only_its_syntax_error(tmp_path: Path) -> None:
+    result = check("""
+        pipeline p {
+            threshold = 1.2.3%
+            source s : jsonl { path = "in.jsonl" }
+            sink o : jsonl { path = "o" }
+            s -> o
+        }
+    """, tmp_path)
+    assert codes(result) == ["P007"]
+
+
+def test_a_deadletter_written_as_a_string_is_one_error(tmp_path: Path) -> None:
+    result = check("""
+        pipeline p {
+            source s : jsonl { path = "in.jsonl" } with { on_error = "deadletter", deadletter = "rejects" }
+            sink o : jsonl { path = "o" }
+            sink rejects : jsonl { path = "r" }
+            s -> o
+        }
+    """, tmp_path)
+    assert codes(result) == ["P210"]
+
+
+@pytest.mark.parametrize(
+    ("declaration", "fix"),
+    [
+        ('source extra : jsonl { path = "e" }', "`extra -> ...`"),
+        ('stage extra : jsonl { path = "e" }', "`... -> extra => BULKSINK`"),
+        ('bulksink extra : sql { url = "sqlite:///x.db", table = "t" }', "`... -> STAGE => extra`"),
+        ('sink extra : jsonl { path = "e" }', "`... -> extra`"),
+    ],
+)
+def test_the_unused_node_fix_fits_its_role(tmp_path: Path, declaration: str, fix: str) -> None:
+    result = check(f"""
+        pipeline p {{
+            source s : jsonl {{ path = "in.jsonl" }}
+            sink o : jsonl {{ path = "o" }}
+            {declaration}
+            s -> o
+        }}
+    """, tmp_path)
+    (diagnostic,) = result.diagnostics
+    assert diagnostic.code == "P311"
+    assert diagnostic.suggestion == f"connect it in a flow ({fix}), or remove it"
+
+
+def test_a_loop_through_a_source_or_sink_is_reported_once(tmp_path: Path) -> None:
+    into_source = check("""
+        pipeline p {
+            source s : jsonl { path = "in.jsonl" }
+            sink o : jsonl { path = "o" }
+            s -> s
+            s -> o
+        }
+    """, tmp_path)
+    assert codes(into_source) == ["P301"]
+    out_of_sink = check("""
+        pipeline p {
+            source s : jsonl { path = "in.jsonl" }
+            processor t : pii { fields = ["a"] }
+            sink o : jsonl { path = "o" }
+            s -> t -> o -> t
+        }
+    """, tmp_path)
+    assert codes(out_of_sink) == ["P302"] or codes(out_of_sink) == ["P303"]
+    processors_only = check("""
+        pipeline p {
+            source s : jsonl { path = "in.jsonl" }
+            processor a : pii { fields = ["a"] }
+            processor b : pii { fields = ["b"] }
+            sink o : jsonl { path = "o" }
+            s -> a -> b -> a
+            b -> o
+        }
+    """, tmp_path)
+    assert codes(processors_only) == ["P308"]
+
+
+def test_a_use_that_fails_to_import_is_not_also_unused(tmp_path: Path) -> None:
+    result = check("""
+        use no_such_module_here as gone
+        pipeline p {
+            source s : jsonl { path = "in.jsonl" }
+            sink o : jsonl { path = "o" }
+            s -> o
+        }
+    """, tmp_path)
+    assert codes(result) == ["P105"]
+
+
+@pytest.mark.parametrize("call", ['env("")', 'secret("")', 'env("A=B", default = "x")'])
+def test_a_variable_name_no_environment_can_hold_is_p011(tmp_path: Path, call: str) -> None:
+    result = check(f"""
+        pipeline p {{
+            source s : jsonl {{ path = {call} }}
+            sink o : jsonl {{ path = "o" }}
+            s -> o
+        }}
+    """, tmp_path)
+    assert codes(result) == ["P011"]
+
+
+@pytest.mark.parametrize(
+    ("node", "options", "expected"),
+    [
+        ('source s2 : jsonl { path = "x" }', "retries = 2", "P211"),
+        ('source s2 : jsonl { path = "x" }', "timeout = 1s", "P211"),
+        ('bulksink s2 : sql { url = "sqlite:///x.db", table = "t" }', "retries = 1", "P211"),
+        ('stage s2 : jsonl { path = "x" }', "batch = 10", "P211"),
+        ('sink s2 : jsonl { path = "x" }', "timeout = 99999999999h", "P210"),
+        ('sink s2 : jsonl { path = "x" }', "backoff = 2m", "P210"),
+        ('sink s2 : jsonl { path = "x" }', "timeout = 24h, backoff = 30s, retries = 3, batch = 5", None),
+        ('stage s2 : jsonl { path = "x" }', "timeout = 5s, retries = 3", None),
+    ],
+)
+def test_options_apply_where_the_runtime_applies_them(
+    tmp_path: Path, node: str, options: str, expected: str | None
+) -> None:
+    role = node.split()[0]
+    flows = {
+        "source": "s2 -> o",
+        "bulksink": "s -> st => s2",
+        "stage": "s -> s2 => b",
+        "sink": "s -> s2",
+    }[role]
+    extra = {
+        "bulksink": 'stage st : jsonl { path = "st" }',
+        "stage": 'bulksink b : sql { url = "sqlite:///x.db", table = "t" }',
+    }.get(role, "")
+    result = check(f"""
+        pipeline p {{
+            source s : jsonl {{ path = "in.jsonl" }}
+            sink o : jsonl {{ path = "o" }}
+            {node} with {{ {options} }}
+            {extra}
+            s -> o
+            {flows}
+        }}
+    """, tmp_path)
+    assert codes(result) == ([expected] if expected else [])
+
+
+def test_commands_on_a_file_without_pipelines_say_so(tmp_path: Path) -> None:
+    (tmp_path / "empty.pipe").write_text("# nothing here yet\n")
+
+    def pipec(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from pipec.cli import main; main()", *args],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    graph = pipec("graph", "empty.pipe")
+    assert graph.returncode == 1 and "defines no pipeline" in graph.stderr
+    run = pipec("run", "empty.pipe")
+    assert run.returncode == 2 and "defines no pipeline: nothing to run" in run.stderr
+    compiled = pipec("compile", "empty.pipe", "-o", "out")
+    assert compiled.returncode == 0 and "defines no pipeline: nothing written" in compiled.stderr
