@@ -6,8 +6,10 @@ Kept dependency-free so that importing `pipec.connectors.jsonl` stays cheap.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Callable
 from typing import IO, Any, cast
 
 # Large write buffers: the sinks are called once per record and the OS call is the expensive part.
@@ -64,7 +66,7 @@ def json_default(value: Any) -> Any:
     """`json.dumps(default=...)`: encode the values SQL drivers and CSV parsing produce.
 
     Called only for values json cannot encode itself, so it costs nothing for plain records.
-    datetime/date/time -> ISO 8601 text, Decimal -> float (int when integral), bytes -> base64 text,
+    datetime/date/time -> ISO 8601 text, Decimal -> see `_decimal`, bytes -> base64 text,
     set/frozenset -> sorted list, UUID and other objects with a meaningful str -> str.
     """
     import datetime
@@ -74,9 +76,7 @@ def json_default(value: Any) -> Any:
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        if value == value.to_integral_value() and abs(value) < 10**18:
-            return int(value)
-        return float(value)
+        return _decimal(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         import base64
 
@@ -86,3 +86,92 @@ def json_default(value: Any) -> Any:
     if isinstance(value, (uuid.UUID, datetime.timedelta)):
         return str(value)
     raise TypeError(f"value of type {type(value).__name__} is not JSON serializable: {value!r:.80}")
+
+
+# Integers longer than this are written as text: Python refuses to print ints of over 4300 digits.
+_MAX_INT_DIGITS = 4000
+
+
+def _decimal(value: Any) -> Any:
+    """A Decimal as JSON without losing a digit (a PostgreSQL numeric can hold far more than a float).
+
+    Integral -> int (JSON integer, any size); when a float's shortest text has exactly the same value
+    (12.5, 19.99) -> float, written as that number; otherwise -> the exact digits as a string
+    ("0.12345678901234567891"). NaN and Infinity raise: JSON has no such numbers.
+    """
+    import decimal
+
+    if not value.is_finite():
+        raise ValueError(f"{value} cannot be written as JSON (JSON has no NaN or Infinity)")
+    if value == value.to_integral_value() and value.adjusted() < _MAX_INT_DIGITS:
+        return int(value)
+    as_float = float(value)
+    if decimal.Decimal(repr(as_float)) == value:
+        return as_float
+    return format(value, "f")
+
+
+def json_encoder(
+    *, sort_keys: bool = False, ensure_ascii: bool = True, indent: int | None = None
+) -> json.JSONEncoder:
+    """The JSON encoder every writer uses: `json_default` for SQL values, and NaN/Infinity refused
+    (Python would write a bare `NaN`, which is not JSON and breaks every other reader).
+
+    Its `encode` raises ValueError for such a value; `json_error` turns that into a clear message."""
+    return json.JSONEncoder(
+        sort_keys=sort_keys, ensure_ascii=ensure_ascii, indent=indent, default=json_default, allow_nan=False
+    )
+
+
+def json_encode(
+    *, sort_keys: bool = False, ensure_ascii: bool = True, indent: int | None = None
+) -> Callable[[Any], str]:
+    """`json_encoder(...).encode`, raising `json_error`'s clear message for NaN/Infinity."""
+    encode = json_encoder(sort_keys=sort_keys, ensure_ascii=ensure_ascii, indent=indent).encode
+
+    def checked(value: Any) -> str:
+        try:
+            return encode(value)
+        except ValueError as exc:
+            raise json_error(value, exc) from None
+
+    return checked
+
+
+def json_error(value: Any, error: ValueError) -> ValueError:
+    """Why `value` could not be written as JSON, naming the field that holds a NaN or Infinity.
+
+    Only called after encoding failed, so looking through the record costs nothing otherwise."""
+    try:
+        found = _non_finite(value, "")
+    except RecursionError:
+        found = None
+    if found is None:
+        return error
+    where, bad = found
+    return ValueError(
+        f"{'field ' + repr(where) if where else 'the record'} is {bad}, which cannot be written as JSON "
+        "(JSON has no NaN or Infinity)"
+    )
+
+
+def _non_finite(value: Any, path: str) -> tuple[str, Any] | None:
+    """The path and value of the first NaN/Infinity (float or Decimal) inside `value`, or None."""
+    import decimal
+    import math
+
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, value)
+    if isinstance(value, decimal.Decimal):
+        return None if value.is_finite() else (path, value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _non_finite(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _non_finite(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None

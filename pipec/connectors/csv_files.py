@@ -11,7 +11,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipec.connectors._files import json_default, open_for_reading, open_for_writing, undecodable
+from pipec.connectors._files import json_encode, json_error, open_for_reading, open_for_writing, undecodable
 from pipec.runtime import ComponentType, Sink, Source
 
 ColumnType = Literal["str", "int", "float", "bool", "decimal", "date", "datetime", "json"]
@@ -168,6 +168,7 @@ class CsvSource(Source):
 
 
 _PLAIN = (str, int, float)
+_to_json = json_encode(sort_keys=True)  # lists and maps in a cell: the same JSON as the jsonl sink
 
 
 def _cell(value: Any) -> Any:
@@ -179,7 +180,7 @@ def _cell(value: Any) -> Any:
     if value is False:
         return "false"
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, sort_keys=True, default=json_default)
+        return _to_json(value)
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     return value
@@ -254,7 +255,11 @@ class CsvSink(Sink):
                 f"{', '.join(map(repr, extra))} (columns: {', '.join(fields)})"
             )
         get = record.get
-        return [value if type(value) in _PLAIN else _cell(value) for value in (get(f) for f in fields)]
+        try:
+            return [value if type(value) in _PLAIN else _cell(value) for value in (get(f) for f in fields)]
+        except ValueError as exc:  # NaN/Infinity inside a list or map: name its column
+            cells = {f: value for f in fields if isinstance(value := get(f), (dict, list, tuple))}
+            raise json_error(cells, exc) from None
 
     def write(self, record: Any) -> None:
         self._writer.writerow(self._row(record))

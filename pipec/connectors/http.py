@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipec.connectors._files import json_default
+from pipec.connectors._files import json_encode
 from pipec.runtime import BulkSink, ComponentType, Sink
 
 _SENSITIVE_QUERY = re.compile(r"key|token|secret|pass|sig|auth|credential", re.IGNORECASE)
@@ -215,7 +215,7 @@ class HttpSink(Sink):
     def open(self) -> None:
         config = self.config
         self._http = _Client(config, "http sink", config.max_concurrency)
-        self._encode = json.JSONEncoder(default=json_default, ensure_ascii=False).encode
+        self._encode = json_encode(ensure_ascii=False)
         self._fields = _template_fields(config.url)
         self._buffer: list[tuple[Any, str]] = []  # (record, its JSON)
         self._failures: list[tuple[Any, BaseException]] = []
@@ -382,7 +382,7 @@ class HttpBulkSink(BulkSink):
                 f"http bulksink: cannot read the stage's hand-off {path}: {exc.strerror}"
             ) from None
         config = self.config
-        encode = json.JSONEncoder(default=json_default, ensure_ascii=False).encode
+        encode = json_encode(ensure_ascii=False)
         self._sent = 0
         failures: list[dict[str, Any]] = []
         lines: list[str] = []
@@ -418,6 +418,15 @@ class HttpBulkSink(BulkSink):
             raise HttpError(_summary(failures, sent))
 
     def _lines(self, document: Any, number: int, path: str, encode: Callable[[Any], str]) -> list[str]:
+        try:
+            return self._encoded_lines(document, number, path, encode)
+        except ValueError as exc:  # e.g. a NaN the hand-off holds (json.loads reads it): never sent
+            message = str(exc)
+            raise ValueError(message if message.startswith(path) else f"{path}:{number}: {message}") from None
+
+    def _encoded_lines(
+        self, document: Any, number: int, path: str, encode: Callable[[Any], str]
+    ) -> list[str]:
         config = self.config
         if config.protocol == "ndjson":
             return [encode(document) + "\n"]

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipec.connectors._files import json_default, open_for_reading, open_for_writing, undecodable
+from pipec.connectors._files import json_encoder, json_error, open_for_reading, open_for_writing, undecodable
 from pipec.runtime import ComponentType, Sink, Source, Stage
 
 
@@ -99,9 +99,7 @@ class _JsonlWriter:
     config: Any
 
     def _open_writer(self, path: str, append: bool, what: str) -> None:
-        encoder = json.JSONEncoder(
-            sort_keys=self.config.sort_keys, ensure_ascii=self.config.ensure_ascii, default=json_default
-        )
+        encoder = json_encoder(sort_keys=self.config.sort_keys, ensure_ascii=self.config.ensure_ascii)
         self._file: IO[str] = open_for_writing(path, self.config.encoding, append, what)
         self._encode = encoder.encode
         self._write = self._file.write
@@ -117,8 +115,9 @@ class JsonlSink(_JsonlWriter, Sink):
     """Writes each record as one JSON object per line (UTF-8, `\\n` line endings).
 
     Parent folders are created. With the defaults the output equals
-    `json.dumps(record, sort_keys=True) + "\\n"` per record. Datetimes, decimals and bytes (from SQL
-    sources) are written as ISO text, numbers and base64 text. A `.gz` path is compressed.
+    `json.dumps(record, sort_keys=True) + "\\n"` per record. Datetimes and bytes (from SQL sources) are
+    written as ISO text and base64 text, decimals without losing a digit (see `_files.json_default`);
+    a record holding NaN or Infinity fails, as JSON has no such numbers. A `.gz` path is compressed.
     """
 
     class Config(_JsonlWriterConfig):
@@ -133,10 +132,16 @@ class JsonlSink(_JsonlWriter, Sink):
         self._open_writer(self.config.path, self.config.append, "jsonl sink")
 
     def write(self, record: Any) -> None:
-        self._write(self._encode(record) + "\n")
+        try:
+            line = self._encode(record)
+        except ValueError as exc:  # NaN/Infinity: say which field (only on this rare path)
+            raise json_error(record, exc) from None
+        self._write(line + "\n")
 
     def write_batch(self, records: list[Any]) -> None:
         encode = self._encode
+        # All encoded before anything is written, so a batch with a bad record writes nothing (the
+        # runner then writes its records one by one, and only the bad one fails, via `write`).
         self._write("".join([encode(record) + "\n" for record in records]))
 
     def close(self) -> None:
@@ -169,7 +174,11 @@ class JsonlStage(_JsonlWriter, Stage):
         self._open_writer(path, False, "jsonl stage")
 
     def stage(self, record: Any) -> None:
-        self._write(self._encode(record) + "\n")
+        try:
+            line = self._encode(record)
+        except ValueError as exc:
+            raise json_error(record, exc) from None
+        self._write(line + "\n")
 
     def close(self) -> None:
         self._close_writer()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import string
 import sys
 from collections.abc import Callable
@@ -10,7 +9,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipec.connectors._files import json_default
+from pipec.connectors._files import json_encode
 from pipec.runtime import ComponentType, Sink
 
 
@@ -55,11 +54,9 @@ class StdoutSink(Sink):
         self._render: Callable[[Any], str]
         self._stream: IO[str] = sys.stdout if config.stream == "stdout" else sys.stderr
         if config.format == "json":
-            self._render = json.JSONEncoder(sort_keys=config.sort_keys, default=json_default).encode
+            self._render = json_encode(sort_keys=config.sort_keys)
         elif config.format == "pretty":
-            self._render = json.JSONEncoder(
-                sort_keys=config.sort_keys, indent=2, ensure_ascii=False, default=json_default
-            ).encode
+            self._render = json_encode(sort_keys=config.sort_keys, indent=2, ensure_ascii=False)
         elif config.format == "repr":
             self._render = repr
         else:

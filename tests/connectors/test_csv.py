@@ -189,3 +189,14 @@ def test_source_rejects_a_row_with_undecodable_bytes_and_reads_on(tmp_path: Path
     records = read_all(make(CsvSource, rejects, path=str(path)))
     assert records == [{"id": "1", "name": "ok"}, {"id": "3", "name": "été"}]
     assert rejects.messages == [f"{path}:3: not valid utf-8-sig text"]
+
+
+def test_sink_json_cells_are_strict_and_keep_decimal_digits(tmp_path: Path, make: Any) -> None:
+    path = tmp_path / "o.csv"
+    sink = make(CsvSink, path=str(path), fields=["id", "tags"])
+    sink.open()
+    with pytest.raises(ValueError, match=r"field 'tags\[1\]' is nan, which cannot be written as JSON"):
+        sink.write({"id": 1, "tags": [1, float("nan")]})
+    sink.write({"id": 2, "tags": {"d": decimal.Decimal("0.12345678901234567891")}})
+    sink.close()
+    assert path.read_text() == 'id,tags\n2,"{""d"": ""0.12345678901234567891""}"\n'

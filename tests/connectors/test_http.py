@@ -365,3 +365,29 @@ def test_batched_node_sends_each_good_record_once(server: Server, tmp_path: Path
     out = result.node("out")
     assert (out["in"], out["failed"]) == (5, 1)
     assert "HTTP 400" in out["errors"][0]["message"]
+
+
+def test_records_json_cannot_hold_fail_alone_and_decimals_keep_their_digits(
+    server: Server, make: Any
+) -> None:
+    import decimal
+
+    sink = make(HttpSink, url=server.url + "/a", batch_format="array", batch_size=3)
+    sink.open()
+    sink.write({"i": 0, "d": decimal.Decimal("12345678901234567890123.5")})
+    with pytest.raises(ValueError, match="field 'x' is nan, which cannot be written as JSON"):
+        sink.write({"i": 1, "x": float("nan")})
+    sink.write({"i": 2, "d": decimal.Decimal("12345678901234567890123")})
+    sink.close()
+    assert len(server.requests) == 1
+    assert server.requests[0]["body"] == (
+        b'[{"i": 0, "d": "12345678901234567890123.5"},{"i": 2, "d": 12345678901234567890123}]'
+    )
+
+
+def test_bulk_refuses_a_nan_in_the_handoff(server: Server, make: Any, tmp_path: Path) -> None:
+    path = tmp_path / "stage.jsonl"
+    path.write_text('{"a": 1}\n{"a": NaN}\n')  # Python's json reads NaN; it must never be sent on
+    with pytest.raises(ValueError, match=rf"{path}:2: field 'a' is nan, which cannot be written as JSON"):
+        publish(make(HttpBulkSink, url=server.url + "/_bulk"), str(path))
+    assert server.requests == []

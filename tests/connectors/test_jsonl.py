@@ -167,3 +167,59 @@ def test_source_rejects_a_line_with_undecodable_bytes_and_reads_on(tmp_path: Pat
     records = read_all(make(JsonlSource, rejects, path=str(path)))
     assert records == [{"id": 1}, {"id": 3, "name": "été"}]
     assert rejects.messages == [f"{path}:2: not valid utf-8 text"]
+
+
+def test_sink_writes_decimals_without_losing_digits(tmp_path: Path, make: Any) -> None:
+    D = decimal.Decimal
+    path = tmp_path / "out.jsonl"
+    sink = make(JsonlSink, path=str(path))
+    sink.open()
+    sink.write(
+        {
+            "big": D("12345678901234567890123"),  # a PostgreSQL numeric no float holds
+            "fine": D("0.12345678901234567891"),
+            "price": D("19.99"),
+            "half": D("12.50"),
+            "tiny": D("1E-7"),
+        }
+    )
+    sink.close()
+    text = path.read_text()
+    assert '"big": 12345678901234567890123' in text  # an integer, every digit
+    assert '"fine": "0.12345678901234567891"' in text  # exact digits, as text
+    assert json.loads(text) == {
+        "big": 12345678901234567890123,
+        "fine": "0.12345678901234567891",
+        "price": 19.99,
+        "half": 12.5,
+        "tiny": 1e-07,
+    }
+    back = json.loads(text, parse_float=D)
+    assert back["price"] == D("19.99") and back["tiny"] == D("1E-7")  # the numbers' text is exact
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(float("nan"), "nan"), (float("-inf"), "-inf"), (decimal.Decimal("NaN"), "NaN"),
+     (decimal.Decimal("Infinity"), "Infinity")],
+)
+def test_sink_refuses_nan_and_infinity(tmp_path: Path, make: Any, value: Any, shown: str) -> None:
+    path = tmp_path / "out.jsonl"
+    sink = make(JsonlSink, path=str(path))
+    sink.open()
+    sink.write({"id": 1})
+    with pytest.raises(ValueError, match=rf"field 'm\[1\]' is {shown}, which cannot be written as JSON"):
+        sink.write({"id": 2, "m": [1, value]})
+    with pytest.raises(ValueError):
+        sink.write_batch([{"id": 3}, {"id": 4, "m": value}])  # all or nothing: the batch writes nothing
+    sink.close()
+    assert path.read_text() == '{"id": 1}\n'  # valid JSON only: no bare NaN line
+
+
+def test_stage_refuses_nan(make: Any, tmp_path: Path) -> None:
+    stage = make(JsonlStage, path=str(tmp_path / "s.jsonl"))
+    stage.open()
+    with pytest.raises(ValueError, match="field 'x' is nan"):
+        stage.stage({"x": float("nan")})
+    stage.close()
+    assert (tmp_path / "s.jsonl").read_text() == ""

@@ -48,3 +48,17 @@ def test_config_errors() -> None:
         StdoutSink.Config(template="{x}")
     with pytest.raises(ValueError, match="not a valid format string"):
         StdoutSink.Config(format="template", template="{x")
+
+
+def test_json_formats_refuse_nan_and_keep_decimal_digits(capsys: pytest.CaptureFixture[str], make: Any) -> None:
+    import decimal
+
+    for fmt in ("json", "pretty"):
+        sink = make(StdoutSink, format=fmt)
+        sink.open()
+        with pytest.raises(ValueError, match="field 'v' is inf, which cannot be written as JSON"):
+            sink.write({"v": float("inf")})
+        sink.write({"d": decimal.Decimal("0.12345678901234567891")})
+        sink.close()
+    out = capsys.readouterr().out
+    assert "Infinity" not in out and out.count('"0.12345678901234567891"') == 2
