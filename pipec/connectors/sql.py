@@ -242,9 +242,19 @@ class _TableOutput:
                         self._connection, config.table, config.schema_, record, config.key
                     )
             except Exception as exc:
-                raise _sql.DatabaseError(
-                    f"{self.what}: cannot create table {config.table} in {self._shown}: {_sql.reason(exc)}"
-                ) from None
+                # Another writer (e.g. a parallel worker) may have created it between the check and the
+                # CREATE TABLE ("already exists"): if the table is there now, that is success.
+                try:
+                    created = _sql.reflect_table(self._connection, config.table, config.schema_)
+                    self._connection.rollback()
+                except Exception:  # the connection itself failed: report the CREATE's error
+                    created = None
+                if created is None:
+                    raise _sql.DatabaseError(
+                        f"{self.what}: cannot create table {config.table} in {self._shown}: "
+                        f"{_sql.reason(exc)}"
+                    ) from None
+                table = created
             self._writer = _sql.TableWriter(self._connection, table, config.mode, config.key)
         return self._writer
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from pipec.connectors.sql import SqlSink, SqlSource
 from pipec.runtime.policy import ErrorLog, NodeRuntime, Policy
@@ -140,3 +141,30 @@ def test_sqlite_table_source_reads_the_smallest_rowid(sqlite_url: str, make: Any
             assert [r["id"] for r in source.records()] == ids
         finally:
             source.close()
+
+
+# ------------------------------------------------------------------------------------------ create
+def test_create_when_another_writer_creates_the_table_first(db_url: str, table_name: str, make: Any) -> None:
+    """Two writers (e.g. Beam workers) with `create = true`: both find no table; the other one creates
+    it between this one's check and its CREATE TABLE, which then fails with "already exists"."""
+    config = {"url": db_url, "table": table_name, "create": True}
+    sink = make(SqlSink, **config)
+    other = make(SqlSink, **config)
+    sink.open()
+    other.open()
+    creates: list[str] = []
+
+    def the_other_creates_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("CREATE TABLE") and not creates:
+            creates.append(statement)
+            other.write({"id": 1, "name": "other"})
+            other.close()  # flushes: the table now exists, committed
+
+    sqlalchemy.event.listen(sink._engine, "before_cursor_execute", the_other_creates_first)
+    try:
+        sink.write({"id": 2, "name": "this"})
+    finally:
+        sink.close()
+        other.close()
+    assert creates  # the race happened
+    assert query(db_url, f"SELECT id, name FROM {table_name} ORDER BY id") == [(1, "other"), (2, "this")]
