@@ -234,3 +234,27 @@ def test_commands_on_a_file_without_pipelines_say_so(tmp_path: Path) -> None:
     assert run.returncode == 2 and "defines no pipeline: nothing to run" in run.stderr
     compiled = pipec("compile", "empty.pipe", "-o", "out")
     assert compiled.returncode == 0 and "defines no pipeline: nothing written" in compiled.stderr
+
+
+def test_a_misspelt_pipeline_keyword_does_not_hide_its_body(tmp_path: Path) -> None:
+    result = check("""
+        pipline p {
+            source s : jsonl { path = "in.jsonl" } wiht { retries = 1 }
+            sink o : jsonl { path = "o", bogus = 1 }
+            s -> o
+        }
+    """, tmp_path)
+    assert [(d.code, d.span.line) for d in result.diagnostics] == [("P005", 2), ("P001", 3), ("P201", 4)]
+    assert result.diagnostics[0].suggestion == "did you mean 'pipeline'?"
+
+
+def test_a_misspelt_use_keyword_does_not_hide_the_rest(tmp_path: Path) -> None:
+    result = check("""
+        uses json as j
+        pipeline p {
+            source s : jsonl { path = "in.jsonl" }
+            sink o : jsonl { path = "o", bogus = 1 }
+            s -> o
+        }
+    """, tmp_path)
+    assert [d.code for d in result.diagnostics] == ["P005", "P201"]

@@ -22,6 +22,7 @@ from lark.exceptions import UnexpectedToken
 from lark.parsers.lalr_parser_state import ParserState
 
 from pipec.compiler import parse_messages as messages
+from pipec.compiler.diagnostics import closest
 from pipec.compiler.parse_grammar import ARROWS, CLOSERS, OPENERS, PUNCTUATION, ROLE_TOKENS, lark_parser
 from pipec.compiler.parse_source import MAX_ERRORS, SourceText, line_end, tok_end, tok_start
 
@@ -168,6 +169,12 @@ class RecoveringParser:
         base = self.replay(cp, toks, i)
         if base is None or self.repairs >= MAX_ERRORS * 2:
             return False
+        keyword = _meant_keyword(toks[i], expected)
+        if keyword is not None and _verify_line(base, keyword, toks, i + 1):
+            # `pipline p {`: read it as the keyword it was meant to be, so the body is still checked.
+            self.repairs += 1
+            toks[i] = keyword
+            return True
         at = tok_start(toks[i])
         for kind in [k for k in _REPAIR_INSERTS if k in expected] + [""]:
             inserted = [Token(kind, PUNCTUATION[kind], start_pos=at, end_pos=at)] if kind else []
@@ -316,6 +323,31 @@ def _verify(
     except UnexpectedToken:
         return False
     return True
+
+
+def _meant_keyword(tok: Token, expected: set[str]) -> Token | None:
+    """A top-level keyword (`pipeline`, `use`) that the misspelt name `tok` most likely means."""
+    if tok.type != "NAME" or not {"USE", "PIPELINE"} <= expected:
+        return None
+    meant = closest(str(tok), ["use", "pipeline"])
+    if meant is None:
+        return None
+    return Token(meant.upper(), meant, start_pos=tok.start_pos, end_pos=tok.end_pos, line=tok.line,
+                 column=tok.column, end_line=tok.end_line, end_column=tok.end_column)  # fmt: skip
+
+
+def _verify_line(base: ParserState[Any], keyword: Token, toks: list[Token], j: int) -> bool:
+    """Whether the rest of the keyword's line, toks[j:] up to its newline, parses after it."""
+    trial = base.copy(deepcopy_values=False)
+    try:
+        trial.feed_token(keyword)
+        for tok in toks[j:]:
+            trial.feed_token(tok)
+            if tok.type == "_NL":
+                return True
+    except UnexpectedToken:
+        return False
+    return False
 
 
 def _track(stack: list[Token], tok: Token) -> None:
