@@ -258,3 +258,17 @@ def test_a_misspelt_use_keyword_does_not_hide_the_rest(tmp_path: Path) -> None:
         }
     """, tmp_path)
     assert [d.code for d in result.diagnostics] == ["P005", "P201"]
+
+
+def test_the_caret_counts_terminal_cells_after_wide_characters(tmp_path: Path) -> None:
+    result = check("""
+        pipeline p {
+            source s : jsonl { path = "数据" } with { retrys = 1 }
+            sink o : jsonl { path = "o" }
+            s -> o
+        }
+    """, tmp_path)
+    source_line, carets = render_all_text(result.diagnostics, result.sources).splitlines()[1:3]
+    # Each of the two wide characters takes two cells, so the caret moves two to the right.
+    assert carets.index("^") == source_line.index("retrys") + 2
+    assert carets.strip() == "^" * len("retrys")

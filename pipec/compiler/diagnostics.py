@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -92,8 +93,14 @@ def _excerpt(span: Span, sources: Mapping[str, str]) -> list[str]:
     line = lines[span.line - 1].translate(_SHOWN_AS_SPACE)
     start = max(span.col, 1)
     end = span.end_col if span.end_line == span.line else len(line) + 1
-    width = max(end - start, 1)
-    return ["    " + line, "    " + " " * (start - 1) + "^" * width]
+    # Columns count characters, a terminal counts cells: a wide (CJK) character takes two.
+    pad = _cells(line[: start - 1])
+    width = max(_cells(line[start - 1 : end - 1]), 1)
+    return ["    " + line, "    " + " " * pad + "^" * width]
+
+
+def _cells(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
 
 
 def render_text(diagnostic: Diagnostic, sources: Mapping[str, str]) -> str:
