@@ -58,6 +58,21 @@ def redact_http_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _query_secrets(url: str) -> list[str]:
+    """The values of `url`'s key/token-like query parameters, as sent and as a server may decode them
+    (a server's error page often echoes the request line or its parameters)."""
+    try:
+        query = urllib.parse.urlsplit(url).query
+    except ValueError:
+        return []
+    values: set[str] = set()
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if value and _SENSITIVE_QUERY.search(urllib.parse.unquote_plus(name)):
+            values.update((value, urllib.parse.unquote(value), urllib.parse.unquote_plus(value)))
+    return [value for value in values if value.strip()]
+
+
 class _HttpConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -89,7 +104,8 @@ class _Client:
         self._httpx = httpx
         self.config = config
         self.what = what
-        self.secrets = [value for value in config.headers.values() if value]
+        # Header values and key/token-like query values: none may appear in a message (see `scrub`).
+        self.secrets = [value for value in config.headers.values() if value] + _query_secrets(config.url)
         self.client = httpx.Client(
             headers=config.headers,
             timeout=config.timeout,
@@ -99,8 +115,11 @@ class _Client:
         )
         self.sleep: Callable[[float], None] = time.sleep
 
-    def scrub(self, text: str) -> str:
-        for secret in self.secrets:
+    def scrub(self, text: str, url: str | None = None) -> str:
+        """`text` without any secret value: header values, and query values of the config's URL and of
+        `url` (a templated URL may take one from a record). Longest first, so no part of one survives."""
+        secrets = self.secrets + _query_secrets(url) if url else self.secrets
+        for secret in sorted(set(secrets), key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
 
@@ -129,23 +148,30 @@ class _Client:
                     raise HttpError(
                         self.scrub(
                             f"{self.what}: {method} {shown} failed after {attempts} attempt(s): "
-                            f"{type(exc).__name__}: {exc}"
+                            f"{type(exc).__name__}: {exc}",
+                            url,
                         )
                     ) from None
                 self.sleep(self._delay(attempt, None))
                 continue
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # not worth retrying; may quote the URL
+                raise HttpError(
+                    self.scrub(f"{self.what}: {method} {shown} failed: {type(exc).__name__}: {exc}", url)
+                ) from None
             status = response.status_code
             if 200 <= status < 300:
                 return response
             if (status == 429 or status >= 500) and not last:
                 self.sleep(self._delay(attempt, response))
                 continue
-            body = " ".join(response.text.split())[:300]
+            # Scrubbed before it is shortened, so that no cut-off piece of a secret is left.
+            body = " ".join(self.scrub(response.text, url).split())[:300]
             tried = f" after {attempts} attempt(s)" if status == 429 or status >= 500 else ""
             raise HttpError(
                 self.scrub(
                     f"{self.what}: {method} {shown} answered HTTP {status} {response.reason_phrase}"
-                    f"{tried}: {body}"
+                    f"{tried}: {body}",
+                    url,
                 ),
                 status,
             )
@@ -415,7 +441,7 @@ class HttpBulkSink(BulkSink):
             "%s: sent %d document(s) to %s", self.context.node, sent, redact_http_url(config.url)
         )
         if failures:
-            raise HttpError(_summary(failures, sent))
+            raise HttpError(self._http.scrub(_summary(failures, sent)))  # quotes the server's reasons
 
     def _lines(self, document: Any, number: int, path: str, encode: Callable[[Any], str]) -> list[str]:
         try:

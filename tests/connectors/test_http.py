@@ -391,3 +391,41 @@ def test_bulk_refuses_a_nan_in_the_handoff(server: Server, make: Any, tmp_path: 
     with pytest.raises(ValueError, match=rf"{path}:2: field 'a' is nan, which cannot be written as JSON"):
         publish(make(HttpBulkSink, url=server.url + "/_bulk"), str(path))
     assert server.requests == []
+
+
+def test_a_query_key_echoed_by_the_server_never_reaches_the_report(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from e2e.harness import run_pipe
+
+    server.default = lambda r: (400, {}, f"no such route: {r['path']}".encode())  # type: ignore[assignment]
+    (tmp_path / "in.jsonl").write_text('{"id": 1}\n')
+    result = run_pipe(tmp_path, f"""pipeline t {{
+    source items : jsonl {{ path = "in.jsonl" }}
+    sink out : http {{ url = "{server.url}/items?api_key=KEY_abc123&page=2" }}
+    items -> out
+}}
+""", capsys=capsys)
+    assert server.requests[0]["path"] == "/items?api_key=KEY_abc123&page=2"  # the key was sent
+    message = result.node("out")["errors"][0]["message"]
+    assert "HTTP 400" in message and "api_key=***" in message
+    report = (tmp_path / "report.json").read_text()
+    assert "KEY_abc123" not in report and "KEY_abc123" not in result.stderr
+
+
+def test_query_secrets_are_scrubbed_raw_and_decoded(server: Server, make: Any, tmp_path: Path) -> None:
+    # A server may echo the query as sent (percent-encoded) or as it parsed it (decoded).
+    server.reply((403, {}, b"token 'k/ey+1 x' and k%2Fey%2B1+x refused"))
+    sink = make(HttpSink, url=server.url + "/x?access_token=k%2Fey%2B1+x")
+    sink.open()
+    with pytest.raises(HttpError) as caught:
+        sink.write({"a": 1})
+    sink.close()
+    assert str(caught.value).endswith("HTTP 403 Forbidden: token '***' and *** refused")
+    # the bulk sink's summary of refused documents quotes the server's reasons: scrubbed as well
+    answer = {"errors": True, "items": [{"index": {"_id": "0", "status": 400,
+              "error": {"type": "bad", "reason": "sig=S1gn4ture-xyz rejected"}}}]}
+    server.reply((200, {}, json.dumps(answer).encode()))
+    with pytest.raises(HttpError) as caught:
+        publish(make(HttpBulkSink, url=server.url + "/_bulk?sig=S1gn4ture-xyz"), handoff(tmp_path, [{"a": 1}]))
+    assert "S1gn4ture-xyz" not in str(caught.value) and "sig=*** rejected" in str(caught.value)
