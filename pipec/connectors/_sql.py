@@ -165,6 +165,35 @@ def _make_coercer(text_parser: Callable[[str], Any] | None, naive: bool = False)
     return coerce
 
 
+def duration(value: datetime.timedelta) -> datetime.time | str:
+    """A MariaDB/MySQL TIME value (a duration, which the driver returns as a timedelta) for a record.
+
+    Within a day, a `datetime.time`, as a TIME column gives on other databases; otherwise (negative, or
+    24 hours and more) text "[-]HH:MM:SS[.ffffff]" that keeps its sign: a timedelta of -1 hour is
+    days=-1, seconds=82800, which a plain conversion reads as 23:00:00.
+    """
+    micros = value // datetime.timedelta(microseconds=1)
+    if 0 <= micros < 86_400_000_000:
+        return (datetime.datetime.min + value).time()
+    sign = "-" if micros < 0 else ""
+    seconds, fraction = divmod(abs(micros), 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    text = f"{sign}{hours:02d}:{minute:02d}:{second:02d}"
+    return f"{text}.{fraction:06d}" if fraction else text
+
+
+def raw_durations(columns: Iterable[Any]) -> list[Any]:
+    """The columns to select, each TIME column typed so its driver value (a timedelta) comes back as it
+    is: SQLAlchemy's MySQL TIME conversion drops the sign of a negative duration."""
+    return [
+        sqlalchemy.type_coerce(column, sqlalchemy.types.NullType()).label(column.name)
+        if isinstance(column.type, sqlalchemy.Time)
+        else column
+        for column in columns
+    ]
+
+
 def type_for(value: Any, is_key: bool) -> sqlalchemy.types.TypeEngine[Any]:
     """A column type for a new table, from a record's value."""
     if isinstance(value, bool):

@@ -7,6 +7,7 @@ or nothing, with the row count checked). Passwords never appear in messages.
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
@@ -72,6 +73,8 @@ class SqlSource(Source):
         config = self.config
         self._engine, self._connection = _sql.connect(config.url, "sql source", config.connect_args)
         shown = _sql.redact_url(config.url)
+        # MariaDB/MySQL TIME values are durations, read as timedeltas: see _sql.duration.
+        self._durations = self._connection.dialect.name in ("mysql", "mariadb")
         if config.table is not None:
             table = _sql.reflect_table(self._connection, config.table, config.schema_)
             if table is None:
@@ -84,9 +87,12 @@ class SqlSource(Source):
                         f"sql source: table {table.name} has no column(s) {', '.join(map(repr, unknown))} "
                         f"(its columns: {', '.join(c.name for c in table.columns)})"
                     )
-                statement: Any = sqlalchemy.select(*(table.columns[c] for c in config.columns))
+                columns: list[Any] = [table.columns[c] for c in config.columns]
             else:
-                statement = sqlalchemy.select(table)
+                columns = list(table.columns)
+            if self._durations:
+                columns = _sql.raw_durations(columns)
+            statement: Any = sqlalchemy.select(*columns)
             self._params: dict[str, Any] = {}
             self._pages = self._rowid_pages(statement)
         else:
@@ -135,8 +141,17 @@ class SqlSource(Source):
             return
         with self._result as result:
             keys = list(result.keys())
+            if not self._durations:
+                for row in result:
+                    yield dict(zip(keys, row))
+                return
+            timedelta = datetime.timedelta
+            duration = _sql.duration
             for row in result:
-                yield dict(zip(keys, row))
+                yield {
+                    key: duration(value) if type(value) is timedelta else value
+                    for key, value in zip(keys, row)
+                }
 
     def _paged(self) -> Iterator[dict[str, Any]]:
         after: int | None = None

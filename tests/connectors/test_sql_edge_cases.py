@@ -168,3 +168,34 @@ def test_create_when_another_writer_creates_the_table_first(db_url: str, table_n
         other.close()
     assert creates  # the race happened
     assert query(db_url, f"SELECT id, name FROM {table_name} ORDER BY id") == [(1, "other"), (2, "this")]
+
+
+# ------------------------------------------------------------------------------------------ MariaDB TIME
+@pytest.mark.servers
+def test_mariadb_time_durations_keep_their_sign(mysql_url: str, make: Any) -> None:
+    """MariaDB's TIME is a duration (-838:59:59 to 838:59:59): the driver returns a timedelta."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    stored = ["-01:00:00", "10:00:00", "838:59:59", "-00:00:01", "00:00:00.250000", "-838:59:59", "24:00:00"]
+    expected = [
+        "-01:00:00",
+        datetime.time(10),
+        "838:59:59",
+        "-00:00:01",
+        datetime.time(0, 0, 0, 250000),
+        "-838:59:59",
+        "24:00:00",
+    ]
+    try:
+        execute(mysql_url, f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, t TIME(6))")
+        rows = [{"id": i, "t": t} for i, t in enumerate(stored)]
+        execute(mysql_url, f"INSERT INTO {name} (id, t) VALUES (:id, :t)", params=rows)
+        for config in ({"table": name}, {"query": f"SELECT id, t FROM {name}"}):
+            source = make(SqlSource, url=mysql_url, **config)
+            source.open()
+            try:
+                records = sorted(source.records(), key=lambda r: r["id"])
+            finally:
+                source.close()
+            assert [r["t"] for r in records] == expected, config
+    finally:
+        drop_tables(mysql_url, name)
