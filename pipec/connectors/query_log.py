@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import csv
 import json
+import re
 from collections.abc import Iterator
 from typing import IO, Any, Literal
 
@@ -15,10 +16,15 @@ from pipec.connectors._files import open_for_reading, undecodable
 from pipec.runtime import ComponentType, Source
 
 
+# A PostgreSQL dollar quote's opening delimiter: `$$` or `$tag$` (the tag is an identifier without `$`).
+_DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$")
+
+
 def split_statements(text: str) -> Iterator[tuple[int, str]]:
     """Split SQL text on `;` outside quotes and comments; yields (line the statement starts on, text).
 
-    Pieces holding only comments or blanks are skipped.
+    Quotes are '...', "...", `...` and PostgreSQL's dollar quotes ($$...$$, $tag$...$tag$: function
+    bodies, whose `;` do not end the statement). Pieces holding only comments or blanks are skipped.
     """
     newlines = [index for index, char in enumerate(text) if char == "\n"]
     code_at = -1  # index of the first character of code (not blank, not comment) since `start`
@@ -40,6 +46,17 @@ def split_statements(text: str) -> Iterator[tuple[int, str]]:
                         continue
                     break
                 i += 1
+        elif char == "$" and (i == 0 or not _identifier_char(text[i - 1])):
+            # `$1` (a parameter) and `a$b` (an identifier) are not quotes: only `$$` / `$tag$` here.
+            opening = _DOLLAR_QUOTE.match(text, i)
+            if opening is not None:
+                if code_at < 0:
+                    code_at = i
+                end = text.find(opening.group(), opening.end())
+                i = length if end < 0 else end + len(opening.group())
+                continue
+            if code_at < 0:
+                code_at = i
         elif text.startswith("--", i):
             end = text.find("\n", i)
             i = length if end < 0 else end
@@ -57,6 +74,10 @@ def split_statements(text: str) -> Iterator[tuple[int, str]]:
         i += 1
     if code_at >= 0:
         yield bisect.bisect_left(newlines, code_at) + 1, text[code_at:].strip()
+
+
+def _identifier_char(char: str) -> bool:
+    return char.isalnum() or char in "_$"
 
 
 def _has_terminator(text: str) -> bool:

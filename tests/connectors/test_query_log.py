@@ -88,6 +88,31 @@ def test_split_statements_handles_quotes_and_comments() -> None:
     ]
 
 
+def test_split_statements_keeps_dollar_quoted_bodies_whole() -> None:
+    function = "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; SELECT 2; $$ LANGUAGE sql"
+    assert list(split_statements(function + ";")) == [(1, function)]
+    tagged = (
+        "CREATE FUNCTION g() RETURNS text AS $body$\nBEGIN\n  RETURN 'a;' || $$x;$$;\nEND;\n$body$ "
+        "LANGUAGE plpgsql"
+    )
+    text = f"SELECT $1, a$b FROM t WHERE c = $2;\n{tagged};\nSELECT $q$;$q$, $Q$ x $Q$"
+    assert list(split_statements(text)) == [
+        (1, "SELECT $1, a$b FROM t WHERE c = $2"),  # parameters and identifiers with $ are not quotes
+        (2, tagged),  # $$ inside $body$ ... $body$ does not end it
+        (7, "SELECT $q$;$q$, $Q$ x $Q$"),
+    ]
+    assert list(split_statements("SELECT $$ never closed; SELECT 2")) == [(1, "SELECT $$ never closed; SELECT 2")]
+
+
+def test_sql_file_with_a_function_body(tmp_path: Path, make: Any) -> None:
+    path = tmp_path / "ddl.sql"
+    path.write_text("CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; SELECT 2; $$ LANGUAGE sql;\nSELECT f();\n")
+    assert [(r["line"], r["query"]) for r in read(make, path=str(path))] == [
+        (1, "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; SELECT 2; $$ LANGUAGE sql"),
+        (2, "SELECT f()"),
+    ]
+
+
 def test_missing_file(tmp_path: Path, make: Any) -> None:
     source = make(QueryLogSource, path=str(tmp_path / "none.jsonl"))
     with pytest.raises(FileNotFoundError, match="none.jsonl"):
