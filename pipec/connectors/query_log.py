@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pipec.connectors._files import open_for_reading, undecodable
 from pipec.runtime import ComponentType, Source
 
-
 # A PostgreSQL dollar quote's opening delimiter: `$$` or `$tag$` (the tag is an identifier without `$`).
 _DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$")
 
