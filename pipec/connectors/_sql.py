@@ -18,21 +18,30 @@ import sqlalchemy
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchTableError
 
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
+# "scheme://user:" then the password up to the LAST "@" before any "?": a password with an unescaped
+# "@" or "/" is hidden whole (SQLAlchemy would take its part after the first "@" for the host).
+_USERINFO_IN_URL = re.compile(r"^(?P<head>[A-Za-z][\w+.\-]*://[^:/@?#\s]*:)(?P<password>[^?#\s]*)@")
+_PASSWORD_IN_TEXT = re.compile(r"(://[^:/@?#\s'\"]*:)[^?#\s'\"]*@")
 
 
 def redact_url(url: str) -> str:
-    """The URL for messages: its password replaced by ***, whether or not it parses."""
-    try:
-        return sqlalchemy.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return _PASSWORD_IN_URL.sub(r"\1***@", url)
+    """The URL for messages: its password, whole, replaced by ***, whether or not it parses."""
+    found = _USERINFO_IN_URL.match(url)
+    if found is None:
+        return url
+    return f"{found['head']}***@{url[found.end() :]}"
+
+
+def _ambiguous_password(url_text: str) -> bool:
+    """True when the password holds a raw "@": SQLAlchemy would read part of it as the host."""
+    found = _USERINFO_IN_URL.match(url_text)
+    return found is not None and "@" in found["password"]
 
 
 def _scrub(text: str, url: URL | None) -> str:
     if url is not None and url.password:
         text = text.replace(str(url.password), "***")
-    return _PASSWORD_IN_URL.sub(r"\1***@", text)
+    return _PASSWORD_IN_TEXT.sub(r"\1***@", text)
 
 
 def reason(exc: BaseException, url: URL | None = None) -> str:
@@ -56,6 +65,11 @@ def connect(
         url = sqlalchemy.make_url(url_text)
     except ArgumentError:
         raise ValueError(f"{what}: not a valid database URL: {shown}") from None
+    if _ambiguous_password(url_text):
+        # Connecting would name part of the password as the host in the driver's error.
+        raise ValueError(
+            f"{what}: not a valid database URL: {shown}: percent-encode '@' in the password (as %40)"
+        )
     if create_dirs and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         parent = os.path.dirname(str(url.database))
         if parent and not str(url.database).startswith("file:"):

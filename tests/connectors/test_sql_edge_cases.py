@@ -199,3 +199,35 @@ def test_mariadb_time_durations_keep_their_sign(mysql_url: str, make: Any) -> No
             assert [r["t"] for r in records] == expected, config
     finally:
         drop_tables(mysql_url, name)
+
+
+# ------------------------------------------------------------------------------------------ URLs
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql+pymysql://u:Pw@s3cr/et@127.0.0.1:1/db",
+        "mysql+pymysql://u:Pw@s3cr@127.0.0.1:1/db",
+        "postgresql+psycopg://u:Pw@s3cr/et@127.0.0.1:1/db",
+    ],
+)
+@pytest.mark.parametrize("cls", [SqlSource, SqlSink])
+def test_unescaped_at_in_the_password_shows_no_part_of_it(url: str, cls: Any, make: Any) -> None:
+    component = make(cls, url=url, table="t")
+    with pytest.raises((ValueError, RuntimeError)) as caught:
+        component.open()
+    component.close()
+    message = str(caught.value)
+    for part in ("Pw", "s3cr", "et@", "/et"):
+        assert part not in message, message
+    assert "***" in message and "percent-encode" in message
+
+
+def test_redacted_urls() -> None:
+    from pipec.connectors._sql import redact_url
+
+    assert redact_url("mysql+pymysql://u:Pw@s3cr/et@host/db") == "mysql+pymysql://u:***@host/db"
+    assert (
+        redact_url("postgresql+psycopg://u:p%40ss@host:5432/db") == "postgresql+psycopg://u:***@host:5432/db"
+    )
+    assert redact_url("postgresql+psycopg://u@host/db?x=1") == "postgresql+psycopg://u@host/db?x=1"
+    assert redact_url("sqlite:///data/a@b.db") == "sqlite:///data/a@b.db"
