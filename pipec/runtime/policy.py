@@ -10,13 +10,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipec.runtime.errors import ErrorInfo, RunAborted
 from pipec.runtime.values import Redactor
-
-if TYPE_CHECKING:
-    import concurrent.futures
 
 MAX_BACKOFF_SECONDS = 30.0
 
@@ -69,38 +66,79 @@ class CallTimedOut(TimeoutError):
     pass
 
 
+class _Helper:
+    """One daemon thread that runs calls handed to it, one at a time.
+
+    A daemon, unlike a ThreadPoolExecutor's threads (which the interpreter joins at exit): a call abandoned
+    after its timeout must not keep the process alive once the run is over."""
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="pipec-timed", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            job.run()
+
+    def stop(self) -> None:
+        self.jobs.put(None)  # ends the thread after the call it is running, if any, returns
+
+
+class _Job:
+    def __init__(self, function: Callable[[Any], Any], record: Any) -> None:
+        import threading
+
+        self.function = function
+        self.record = record
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.function(self.record)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+            self.error = exc
+        finally:
+            self.done.set()
+
+
 class TimedCall:
     """Runs `function(record)` in a helper thread and gives up after `seconds`.
 
-    Python cannot kill a thread, so a hung call is abandoned (its thread is a daemon and keeps running)
-    and a fresh thread serves the next record.
+    Python cannot kill a thread, so a hung call is abandoned (its thread is a daemon and keeps running
+    until the call returns, or the process ends) and a fresh thread serves the next record.
     """
 
     def __init__(self, function: Callable[[Any], Any], seconds: float) -> None:
-        import concurrent.futures  # only for nodes with a timeout
-
         self.function = function
         self.seconds = seconds
-        self._timeout_error = concurrent.futures.TimeoutError
-        self._pool = self._new_pool()
-
-    @staticmethod
-    def _new_pool() -> concurrent.futures.ThreadPoolExecutor:
-        import concurrent.futures  # only for nodes with a timeout
-
-        return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipec-timed")
+        self._helper = _Helper()
 
     def __call__(self, record: Any) -> Any:
-        future = self._pool.submit(self.function, record)
-        try:
-            return future.result(timeout=self.seconds)
-        except self._timeout_error:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
-            raise CallTimedOut(f"call took longer than its timeout of {self.seconds:g}s") from None
+        job = _Job(self.function, record)
+        self._helper.jobs.put(job)
+        if not job.done.wait(self.seconds):
+            self._helper.stop()
+            self._helper = _Helper()
+            raise CallTimedOut(f"call took longer than its timeout of {self.seconds:g}s")
+        if job.error is not None:
+            error, job.error = job.error, None
+            raise error
+        return job.result
+
+    def after_fork(self) -> None:
+        """In a forked worker process: the helper thread did not survive the fork; start a new one."""
+        self._helper = _Helper()
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._helper.stop()
 
 
 class NodeRuntime:

@@ -412,9 +412,6 @@ def _not_picklable(exc: Exception) -> Exception:
 
 
 # ------------------------------------------------------------------------------------ worker side
-_abandoned: list[Any] = []
-
-
 def _serve(runner: ChainRunner, inbox: Connection, outbox: Connection, inherited: list[Connection]) -> None:
     """A worker process: read chunks, run the chain, send results, until the input ends."""
     import queue
@@ -426,8 +423,7 @@ def _serve(runner: ChainRunner, inbox: Connection, outbox: Connection, inherited
         connection.close()
     for runtime in runner.runtimes:
         if isinstance(runtime.call, TimedCall):  # its helper thread did not survive the fork
-            _abandoned.append(runtime.call._pool)  # never touched again (its locks may be held)
-            runtime.call._pool = TimedCall._new_pool()
+            runtime.call.after_fork()
     # A reader thread keeps the input pipe drained, so the main process never blocks on a full pipe
     # while this process is blocked sending it a result.
     chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()

@@ -6,6 +6,7 @@ that every component was closed exactly once, whatever failed.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -80,10 +81,12 @@ def twice(record: dict[str, Any]) -> list[dict[str, Any]]:
 class Hang(Processor):
     class Config(BaseModel):
         ids: list[int] = []
-        seconds: float = 5.0
+        seconds: float = 5.0  # below 0: forever
 
     def process(self, record: dict[str, Any]) -> dict[str, Any]:
         if record["id"] in self.config.ids:
+            if self.config.seconds < 0:
+                threading.Event().wait()  # never returns
             time.sleep(self.config.seconds)
         return record
 

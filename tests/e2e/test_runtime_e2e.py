@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.harness import run_pipe
+from e2e.harness import compile_pipe, run_pipe
 
 HEAD = "use pipec_testkit as kit\n\npipeline t {\n"
 
@@ -380,3 +380,21 @@ def test_a_flat_map_generator_failing_partway_fails_only_its_record(tmp_path: Pa
     assert split["retried"] == (1 if options else 0)
     assert split["errors"][0]["message"] == "lazy failure at 3"
     assert result.lines("out.txt") == ["0", "0", "1", "1", "2", "2", "4", "4", "5", "5"]
+
+
+def test_a_call_that_never_returns_does_not_keep_the_process_alive(tmp_path: Path) -> None:
+    # The abandoned call's thread must not be joined at exit: run the runner as its own process.
+    import subprocess
+    import sys
+
+    runner = compile_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 4 }
+    processor stuck : kit.Hang { ids = [1], seconds = -1 } with { timeout = 100ms }
+    sink out : kit.Collect { path = "out.txt" }
+    nums -> stuck -> out
+"""))[0]
+    done = subprocess.run([sys.executable, str(runner), "--no-progress"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)  # a liveness bound: without the fix it never exits
+    assert done.returncode == 1, done.stderr
+    assert "CallTimedOut" in done.stderr
+    assert (tmp_path / "out.txt").read_text().split() == ["0", "2", "3"]
