@@ -16,11 +16,19 @@ from datetime import datetime, timezone
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from pydantic import ValidationError
 
-from pipec.runtime.beam.worker import KEEP_ERRORS, NAMESPACE, BeamNode, RunSettings, error_from_text
+from pipec.runtime.beam.worker import (
+    KEEP_ERRORS,
+    NAMESPACE,
+    BeamNode,
+    RunSettings,
+    error_from_text,
+    teardown_folder,
+)
 from pipec.runtime.errors import ErrorInfo
 from pipec.runtime.report import RunOutcome, conclude
 from pipec.runtime.runner import NodeSpec
@@ -163,6 +171,48 @@ def _read_metrics(result: Any, names: Sequence[str]) -> _Metrics:
     return _Metrics(counters, errors, run_errors)
 
 
+def _read_teardowns(folder: str, metrics: _Metrics, names: Sequence[str], finished: bool) -> None:
+    """Add what closing in `DoFn.teardown` changed (see `Worker.teardown`: counts, errors, close errors)
+    to the job's metrics, then delete the reports. Only what workers tore down before the job ended is
+    there: always on FnApiRunner, on other runners as they allow. When the job did not finish, its
+    counts are not known, so only the close errors are taken."""
+    try:
+        found = FileSystems.match([FileSystems.join(folder, "*.json")])[0].metadata_list
+    except Exception:  # noqa: BLE001 - no folder: nothing was reported
+        return
+    paths = sorted(item.path for item in found)
+    known = set(names)
+    for path in paths:
+        try:
+            with FileSystems.open(path) as file:
+                data = json.loads(file.read().decode("utf-8"))
+            node = data["node"]
+            run_errors = [ErrorInfo(**info) for info in data["run_errors"]]
+            errors = [ErrorInfo(**json.loads(text)[1]) for text in data["errors"]]
+        except (OSError, ValueError, TypeError, KeyError, IndexError):
+            continue
+        if node not in known:
+            continue
+        metrics.run_errors.extend(run_errors)
+        if not finished:  # (the run failed already)
+            continue
+        if run_errors:
+            metrics.counters[(node, "aborted")] = metrics.counters.get((node, "aborted"), 0) + 1
+        for kind, delta in data["counters"].items():
+            metrics.counters[(node, kind)] = metrics.counters.get((node, kind), 0) + int(delta)
+        kept = metrics.errors.setdefault(node, [])
+        kept.extend(errors[: max(KEEP_ERRORS - len(kept), 0)])
+        if not kept:
+            del metrics.errors[node]
+    try:
+        if paths:
+            FileSystems.delete(paths)
+        if "://" not in folder and os.path.isdir(folder):
+            os.rmdir(folder)
+    except Exception:  # noqa: BLE001 - leftovers in a temporary folder are harmless
+        pass
+
+
 def _counts(spec: BeamSpec, metrics: _Metrics) -> list[NodeCounts]:
     facts, base = [], {}
     loop_counts: dict[str, tuple[int, int]] = {}
@@ -292,6 +342,7 @@ def run_beam(
     except Exception as exc:
         aborted = True
         run_errors.append(_job_error(exc, spec, redact))
+    _read_teardowns(teardown_folder(settings), metrics, [n.name for n in spec.nodes], finished=not aborted)
     run_errors = metrics.run_errors + run_errors
     aborted = aborted or any(metrics.get(n.name, "aborted") for n in spec.nodes)
     nodes = _counts(spec, metrics)

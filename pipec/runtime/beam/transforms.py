@@ -20,7 +20,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
-from pipec.runtime.beam.worker import DEADLETTERS, RECORDS, BeamNode, DeadLetter, NodeFailed, Worker, log
+from pipec.runtime.beam.worker import DEADLETTERS, RECORDS, BeamNode, DeadLetter, NodeFailed, Worker
 from pipec.runtime.errors import RunAborted
 from pipec.runtime.policy import DROPPED
 
@@ -28,7 +28,8 @@ from pipec.runtime.policy import DROPPED
 # ----------------------------------------------------------------------------------------- DoFns
 class _NodeFn(beam.DoFn):
     """What every node's DoFn shares: its node, a `Worker` made in setup (where config is resolved,
-    on the worker), and a teardown that closes the component if it is still open."""
+    on the worker), and a teardown that closes the component if it is still open (what that changes
+    reaches the launcher through `Worker.teardown`, as far as the runner lets it)."""
 
     def __init__(self, node: BeamNode, deadletters: bool = False) -> None:
         self.node = node
@@ -40,7 +41,7 @@ class _NodeFn(beam.DoFn):
     def teardown(self) -> None:
         worker = getattr(self, "worker", None)
         if worker is not None:
-            _log_close(worker)
+            worker.teardown()
 
 
 class _SourceFn(_NodeFn):
@@ -141,8 +142,10 @@ class _FlatProcessFn(_ProcessFn):
 
 
 class _SinkFn(_NodeFn):
-    """A sink: opened in setup, `write` per record, closed in teardown. With `dead_letter_input`, some
-    elements are DeadLetter entries from other nodes, written as the local runner writes them."""
+    """A sink: opened in setup, `write` per record, `flush()` at the end of every bundle (its pending
+    writes, whose failures are still counted and dead-lettered there), closed in teardown. With
+    `dead_letter_input`, some elements are DeadLetter entries from other nodes, written as the local
+    runner writes them."""
 
     def __init__(self, node: BeamNode, deadletters: bool, dead_letter_input: bool) -> None:
         super().__init__(node, deadletters)
@@ -167,6 +170,7 @@ class _SinkFn(_NodeFn):
         return ()
 
     def finish_bundle(self) -> Iterator[Any]:
+        self.worker.flush()
         self.worker.sync()
         yield from self.worker.drain_windowed()
 
@@ -193,15 +197,19 @@ class _BatchSinkFn(_SinkFn):
         return ()
 
     def _flush(self) -> list[Any]:
+        self._write_buffer()
+        return self.worker.drain()
+
+    def _write_buffer(self) -> None:
         try:
             self.flush(self.buffer)
         except RunAborted as stop:
             raise NodeFailed.of(stop.error) from None
-        return self.worker.drain()
 
     def finish_bundle(self) -> Iterator[Any]:
-        if self.buffer:
-            self._flush()
+        if self.buffer:  # its dead letters leave below, with the window finish_bundle must name
+            self._write_buffer()
+        self.worker.flush()
         self.worker.sync()
         yield from self.worker.drain_windowed()
 
@@ -328,13 +336,6 @@ class _PublishFn(_NodeFn):
             problem = worker.close()
             if problem is not None:
                 worker.run_error(problem)
-
-
-def _log_close(worker: Worker) -> None:
-    """Close from `teardown()`, where Beam keeps no metrics: a failure can only be logged."""
-    problem = worker.close()
-    if problem is not None:
-        log.error("pipec: %s", problem.one_line())
 
 
 # ---------------------------------------------------------------------------------- the transforms

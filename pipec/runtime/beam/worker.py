@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.window import GlobalWindows
@@ -36,6 +39,12 @@ COUNTER_KINDS = (
 
 def metric_name(node: str, kind: str) -> str:
     return f"{node}.{kind}"
+
+
+def teardown_folder(run: RunSettings) -> str:
+    """Where workers leave what closing in `DoFn.teardown` changed, for the launcher to read."""
+    base = run.temp_location or tempfile.gettempdir()
+    return FileSystems.join(base, f"pipec-{run.run_id}-{run.pipeline}-teardown")
 
 
 @dataclass(frozen=True)
@@ -181,9 +190,60 @@ class Worker:
         self.opened = False
         try:
             self.component.close()
+        except RunAborted as stop:  # it rejected a record at a node with on_error = "fail"
+            return stop.error
         except Exception as exc:
             return self.info(exc, "close")
         return None
+
+    def flush(self) -> None:
+        """A sink's `flush()`, at the end of a bundle: the writes its `close()` would otherwise finish in
+        `teardown` (where nothing is counted) finish here, and the records it rejects are counted and
+        dead-lettered. Any other error fails the run, as a failed flush does locally."""
+        flush = getattr(self.component, "flush", None)
+        if flush is None or not self.opened:
+            return
+        try:
+            flush()
+        except RunAborted as stop:  # a rejected record at a node with on_error = "fail"
+            raise NodeFailed.of(stop.error) from None
+        except Exception as exc:
+            self.run_error(self.info(exc, "close"))
+
+    def teardown(self) -> None:
+        """Close from `DoFn.teardown()`, where Beam keeps no metrics and nothing can be emitted. What
+        closing changed (a close error, records rejected while closing, dead letters that can no longer
+        be sent) is logged, and written as a small JSON file to the run's teardown folder, which the
+        launcher reads when the job has ended (on runners that tear down before that)."""
+        waiting = len(self.pending)  # left by a failed bundle: not closing's doing
+        problem = self.close()
+        found = self._unsent()
+        undelivered = len(self.pending) - waiting
+        self.pending = []
+        run_errors = [problem] if problem is not None else []
+        if undelivered:
+            run_errors.append(ErrorInfo(
+                self.name, self.location, "DeadLettersLost",
+                f"{undelivered} dead-letter entr{'y' if undelivered == 1 else 'ies'} produced while closing "
+                "in DoFn.teardown could not be sent to the dead-letter sink",
+                "", "close",
+            ))
+        if not run_errors and not any(found["counters"].values()):
+            return
+        for info in run_errors:
+            log.error("pipec: %s", info.one_line())
+        report = {
+            "node": self.name,
+            "counters": found["counters"],
+            "errors": found["errors"],
+            "run_errors": [info.to_json() for info in run_errors],
+        }
+        try:  # (a local file system makes the folder; object stores have none)
+            path = FileSystems.join(teardown_folder(self.node.run), f"{self.name}-{uuid.uuid4().hex}.json")
+            with FileSystems.create(path) as file:
+                file.write(json.dumps(report, sort_keys=True).encode("utf-8"))
+        except Exception as exc:  # noqa: BLE001 - teardown must not raise; the log has it
+            log.error("pipec: node '%s': cannot write its teardown report: %s", self.name, exc)
 
     # ------------------------------------------------------------------------------ per record
     def recover(self, record: Any, exc: Exception) -> Any:
@@ -239,21 +299,36 @@ class Worker:
     # ---------------------------------------------------------------------------------- metrics
     def sync(self, emitted: int = 0, filtered: int = 0) -> None:
         """Report what changed since the last call as Beam metrics (call only inside a bundle)."""
+        found = self._unsent(emitted, filtered)
+        for kind, delta in found["counters"].items():
+            if delta:
+                self.counters[kind].inc(delta)
+        for text in found["errors"]:
+            self.error_set.add(text)
+
+    def _unsent(self, emitted: int | None = None, filtered: int | None = None) -> dict[str, Any]:
+        """What changed since it was last reported (counter deltas, errors as metric strings); from now
+        on it counts as reported. `emitted` / `filtered` are the DoFn's own totals (None: not known
+        here, as in teardown)."""
         runtime = self.runtime
         now = {"emitted": emitted, "filtered": filtered}
         if runtime is not None:
             now["failed"], now["retried"] = runtime.failed, runtime.retried
             now["deadletters"] = runtime.deadletters_received
+        deltas = {}
         for kind, value in now.items():
+            if value is None:
+                continue
             delta = value - self.sent[kind]
             if delta:
-                self.counters[kind].inc(delta)
+                deltas[kind] = delta
                 self.sent[kind] = value
+        errors = []
         kept = self.errors.by_node.get(self.name, [])
         while self.errors_sent < len(kept):
-            entry = [self.errors_sent, kept[self.errors_sent].to_json()]
-            self.error_set.add(json.dumps(entry, sort_keys=True))
+            errors.append(json.dumps([self.errors_sent, kept[self.errors_sent].to_json()], sort_keys=True))
             self.errors_sent += 1
+        return {"counters": deltas, "errors": errors}
 
     def count(self, kind: str) -> None:
         self.counters[kind].inc()
