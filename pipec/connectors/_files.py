@@ -34,7 +34,8 @@ def open_for_reading(path: str, encoding: str, what: str, newline: str | None = 
         if path.endswith(".gz"):
             import gzip
 
-            return gzip.open(path, "rt", encoding=encoding, newline=newline, errors="surrogateescape")
+            text = gzip.open(path, "rt", encoding=encoding, newline=newline, errors="surrogateescape")
+            return cast(IO[str], _GzipLines(text, path))
         return open(path, encoding=encoding, newline=newline, errors="surrogateescape")  # noqa: SIM115
     except FileNotFoundError:
         raise FileNotFoundError(f"{what}: file not found: {path} (relative to {os.getcwd()})") from None
@@ -42,6 +43,72 @@ def open_for_reading(path: str, encoding: str, what: str, newline: str | None = 
         raise IsADirectoryError(f"{what}: {path} is a directory, not a file") from None
     except OSError as exc:
         raise OSError(f"{what}: cannot open {path}: {exc.strerror or exc}") from None
+
+
+class _GzipLines:
+    """A decompressed text file whose read errors name the file and line, as other read errors do.
+
+    gzip only finds out that a file is not gzip, or is cut short, while reading, and then says neither
+    which file nor where (`EOFError: Compressed file ended before the end-of-stream marker ...`)."""
+
+    def __init__(self, file: IO[str], path: str) -> None:
+        self._file = file
+        self._path = path
+        self._lines = 0  # lines handed out so far: an error is in the next one
+
+    def __iter__(self) -> _GzipLines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self._file)
+        except StopIteration:
+            raise
+        except Exception as exc:
+            raise self._error(exc) from None
+        self._lines += 1
+        return line
+
+    def readline(self, size: int = -1) -> str:
+        try:
+            line = self._file.readline(size)
+        except Exception as exc:
+            raise self._error(exc) from None
+        self._lines += line.endswith("\n")
+        return line
+
+    def read(self, size: int = -1) -> str:
+        if size is None or size < 0:
+            return "".join(self)  # line by line, so that an error knows its line
+        try:
+            return self._file.read(size)
+        except Exception as exc:
+            raise self._error(exc) from None
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> _GzipLines:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def _error(self, exc: Exception) -> Exception:
+        import gzip
+        import zlib
+
+        where = f"{self._path}:{self._lines + 1}"
+        if isinstance(exc, EOFError):
+            return EOFError(f"{where}: the gzip file is truncated ({exc})")
+        if isinstance(exc, gzip.BadGzipFile):
+            return gzip.BadGzipFile(f"{where}: not a gzip file, or a damaged one ({exc})")
+        if isinstance(exc, (zlib.error, OSError)):
+            return OSError(f"{where}: cannot decompress: {exc}")
+        return exc  # anything else is not about the file's bytes: unchanged
 
 
 def open_for_writing(path: str, encoding: str, append: bool, what: str, newline: str = "\n") -> IO[str]:

@@ -200,3 +200,10 @@ def test_sink_json_cells_are_strict_and_keep_decimal_digits(tmp_path: Path, make
     sink.write({"id": 2, "tags": {"d": decimal.Decimal("0.12345678901234567891")}})
     sink.close()
     assert path.read_text() == 'id,tags\n2,"{""d"": ""0.12345678901234567891""}"\n'
+
+
+def test_fake_gzip_fails_in_open_naming_the_file(tmp_path: Path, make: Any) -> None:
+    fake = tmp_path / "fake.csv.gz"
+    fake.write_text("id\n1\n")
+    with pytest.raises(OSError, match=rf"^{fake}:1: not a gzip file"):
+        make(CsvSource, path=str(fake)).open()

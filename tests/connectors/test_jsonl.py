@@ -223,3 +223,24 @@ def test_stage_refuses_nan(make: Any, tmp_path: Path) -> None:
         stage.stage({"x": float("nan")})
     stage.close()
     assert (tmp_path / "s.jsonl").read_text() == ""
+
+
+def test_truncated_or_fake_gzip_names_the_file_and_line(tmp_path: Path, make: Any) -> None:
+    whole = gzip.compress(b"".join(b'{"id": %d, "pad": "%s"}\n' % (i, b"x" * 50) for i in range(2000)))
+    truncated = tmp_path / "cut.jsonl.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    source = make(JsonlSource, path=str(truncated))
+    source.open()
+    seen = []
+    with pytest.raises(EOFError, match=rf"^{truncated}:(\d+): the gzip file is truncated") as caught:
+        for record in source.records():
+            seen.append(record)
+    source.close()
+    assert seen and f"{truncated}:{len(seen) + 1}: " in str(caught.value)  # the line it stopped in
+    fake = tmp_path / "fake.jsonl.gz"
+    fake.write_text('{"id": 1}\n')
+    source = make(JsonlSource, path=str(fake))
+    source.open()
+    with pytest.raises(OSError, match=rf"^{fake}:1: not a gzip file"):
+        list(source.records())
+    source.close()

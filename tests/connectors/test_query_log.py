@@ -149,3 +149,13 @@ def test_table_log(db_url: str, table_name: str, make: Any, rejects: Any) -> Non
     ]
     assert rejects.messages == ["table row 2: no SQL statement in field 'statement'"]
     assert len(read(make, url=db_url, table=table_name, query_field="statement")) == 2
+
+
+def test_truncated_gzip_sql_file_names_the_file(tmp_path: Path, make: Any) -> None:
+    import gzip
+
+    whole = gzip.compress(b"".join(b"SELECT %d FROM t;\n" % i for i in range(5000)))
+    path = tmp_path / "q.sql.gz"
+    path.write_bytes(whole[:-20])
+    with pytest.raises(EOFError, match=rf"^{path}:\d+: the gzip file is truncated"):
+        read(make, path=str(path))
