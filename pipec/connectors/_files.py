@@ -34,7 +34,7 @@ def open_for_reading(path: str, encoding: str, what: str, newline: str | None = 
         if path.endswith(".gz"):
             import gzip
 
-            text = gzip.open(path, "rt", encoding=encoding, newline=newline, errors="surrogateescape")
+            text = gzip.open(path, "rt", encoding=encoding, newline=newline, errors="surrogateescape")  # noqa: SIM115
             return cast(IO[str], _GzipLines(text, path))
         return open(path, encoding=encoding, newline=newline, errors="surrogateescape")  # noqa: SIM115
     except FileNotFoundError:
