@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -151,7 +152,9 @@ class JsonlSink(_JsonlWriter, Sink):
 class JsonlStage(_JsonlWriter, Stage):
     """Stages records in a JSON Lines file; its hand-off to the bulk sink is the file's path (a str).
 
-    Without `path`, a fresh file in the system's temporary folder is used (and left for the bulk sink).
+    Without `path`, a fresh file in the system's temporary folder is used; the stage removes that file
+    (and only a file it created) once the run is over: when the run lets go of the stage, at the latest
+    when the process exits. A file named by `path` is never removed.
     """
 
     class Config(_JsonlWriterConfig):
@@ -170,6 +173,9 @@ class JsonlStage(_JsonlWriter, Stage):
             node = "".join(c if c.isalnum() else "_" for c in self.context.node)
             handle, path = tempfile.mkstemp(prefix=f"pipec-{node}-", suffix=".jsonl")
             os.close(handle)
+            # The runtime calls nothing of a stage after its bulk sink has published the file, so the
+            # removal is tied to the stage's own end: collected with the finished run, or at exit.
+            weakref.finalize(self, _remove_quietly, path)
         self._path = path
         self._open_writer(path, False, "jsonl stage")
 
@@ -185,6 +191,13 @@ class JsonlStage(_JsonlWriter, Stage):
 
     def handoff(self) -> str:
         return self._path
+
+
+def _remove_quietly(path: str) -> None:
+    import contextlib
+
+    with contextlib.suppress(OSError):  # already gone: nothing to clean up
+        os.unlink(path)
 
 
 component = ComponentType(

@@ -244,3 +244,51 @@ def test_truncated_or_fake_gzip_names_the_file_and_line(tmp_path: Path, make: An
     with pytest.raises(OSError, match=rf"^{fake}:1: not a gzip file"):
         list(source.records())
     source.close()
+
+
+def test_a_run_removes_the_temporary_file_of_a_stage_without_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    import sqlite3
+    import tempfile
+
+    from e2e.harness import run_pipe
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where mkstemp puts the staging file
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "in.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in range(3)))
+    result = run_pipe(tmp_path / "run", """pipeline t {
+    source   items  : jsonl { path = "in.jsonl" }
+    stage    staged : jsonl
+    stage    kept   : jsonl { path = "kept.jsonl" }
+    bulksink load   : sql { url = "sqlite:///out.db", table = "items", create = true }
+    bulksink load2  : sql { url = "sqlite:///out.db", table = "items2", create = true }
+    items -> staged => load
+    items -> kept => load2
+}
+""")
+    assert result.code == 0
+    with sqlite3.connect(tmp_path / "run" / "out.db") as db:
+        assert db.execute("SELECT count(*) FROM items").fetchone() == (3,)  # published from the file
+    gc.collect()  # the run is over and gone
+    assert list(temp.iterdir()) == []  # its own temporary file was removed
+    assert len(result.lines("kept.jsonl")) == 3  # a file the user named stays
+
+
+def test_stage_removes_only_its_own_temporary_file(tmp_path: Path, make: Any) -> None:
+    import gc
+
+    stage = make(JsonlStage)
+    stage.open()
+    stage.close()
+    own = Path(stage.handoff())
+    named = make(JsonlStage, path=str(tmp_path / "named.jsonl"))
+    named.open()
+    named.close()
+    assert own.exists()
+    del stage, named
+    gc.collect()
+    assert not own.exists() and (tmp_path / "named.jsonl").exists()
