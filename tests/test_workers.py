@@ -438,3 +438,18 @@ def test_a_flat_map_generator_failing_partway_fails_only_its_record(tmp_path: Pa
     split = result.node("split")
     assert (split["in"], split["out"], split["failed"]) == (6, 10, 1)
     assert result.lines("out.txt") == ["0", "0", "1", "1", "2", "2", "4", "4", "5", "5"]
+
+
+def test_system_exit_in_a_worker_fails_only_its_record(tmp_path: Path) -> None:
+    result = run(tmp_path, """
+        threshold = 50%
+        source nums : kit.Numbers { n = 5 }
+        processor quits : kit.exits_at_2 with { workers = 2 }
+        sink out : kit.Collect { path = "out.txt" }
+        nums -> quits -> out
+    """)
+    assert result.code == 0
+    quits = result.node("quits")
+    assert (quits["in"], quits["out"], quits["failed"]) == (5, 4, 1)
+    assert quits["errors"][0]["type"] == "SystemExit"
+    assert result.lines("out.txt") == ["0", "1", "3", "4"]

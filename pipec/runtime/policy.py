@@ -17,6 +17,11 @@ from pipec.runtime.values import Redactor
 
 MAX_BACKOFF_SECONDS = 30.0
 
+# What a component call can raise that fails only its record. SystemExit too: a library calling
+# sys.exit() deep inside a component must not end the run silently, with nothing closed or reported.
+# (KeyboardInterrupt and RunAborted stop the run; they are not a record's failure.)
+RECORD_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit)
+
 
 class _Dropped:
     """The sentinel `recover` returns when the record failed for good (distinct from None = filtered)."""
@@ -171,7 +176,7 @@ class NodeRuntime:
         self.deadletters_received = 0
 
     # -------------------------------------------------------------------------- per-record failures
-    def recover(self, record: Any, exc: Exception) -> Any:
+    def recover(self, record: Any, exc: BaseException) -> Any:
         """`call(record)` raised `exc`: retry as configured; return the result or DROPPED."""
         result, error = self.retry(record, exc)
         if error is None:
@@ -179,7 +184,7 @@ class NodeRuntime:
         self.fail(record, error)
         return DROPPED
 
-    def retry(self, record: Any, exc: Exception) -> tuple[Any, Exception | None]:
+    def retry(self, record: Any, exc: BaseException) -> tuple[Any, BaseException | None]:
         """Retry a failed call as configured: (result, None), or (None, the last error) when every
         attempt failed. Worker processes use this too, and report the failure to the main process."""
         for attempt in range(1, self.policy.retries + 1):
@@ -187,7 +192,7 @@ class NodeRuntime:
             self.retried += 1
             try:
                 return self.call(record), None
-            except Exception as again:
+            except RECORD_ERRORS as again:
                 exc = again
         return None, exc
 
@@ -220,17 +225,17 @@ class NodeRuntime:
         self.deadletters_received += 1
         try:
             self.call(entry)
-        except Exception as first:
+        except RECORD_ERRORS as first:
             # A dead-letter sink that cannot write is a failure of its own; never forwarded further,
             # so two sinks that dead-letter into each other cannot loop.
-            error: Exception = first
+            error: BaseException = first
             for attempt in range(1, self.policy.retries + 1):
                 self.sleep(backoff_delay(self.policy.backoff, attempt))
                 self.retried += 1
                 try:
                     self.call(entry)
                     return
-                except Exception as again:
+                except RECORD_ERRORS as again:
                     error = again
             self.failed += 1
             failure = ErrorInfo.from_exception(error, self.name, self.location, self.redact)
@@ -252,7 +257,7 @@ class NodeRuntime:
         try:
             self.write_batch(batch)
             return
-        except Exception:
+        except RECORD_ERRORS:
             pass
         for attempt in range(1, self.policy.retries + 1):
             self.sleep(backoff_delay(self.policy.backoff, attempt))
@@ -260,7 +265,7 @@ class NodeRuntime:
             try:
                 self.write_batch(batch)
                 return
-            except Exception:
+            except RECORD_ERRORS:
                 continue
         self._write_one_by_one(batch)
 
@@ -268,7 +273,7 @@ class NodeRuntime:
         for position, record in enumerate(batch):
             try:
                 self.call(record)
-            except Exception as exc:
+            except RECORD_ERRORS as exc:
                 try:
                     self.recover(record, exc)
                 except RunAborted:

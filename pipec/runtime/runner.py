@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from pipec.runtime.errors import ConfigurationError, ErrorInfo, RunAborted
-from pipec.runtime.policy import ErrorLog, NodeRuntime, TimedCall
+from pipec.runtime.policy import RECORD_ERRORS, ErrorLog, NodeRuntime, TimedCall
 from pipec.runtime.progress import Progress
 from pipec.runtime.values import MissingVariable, Redactor, current_environ, resolve
 from pipec.runtime.wiring import wire_node
@@ -110,7 +110,7 @@ class Run:
     def records(self, name: str) -> Iterator[Any]:
         try:
             iterator = iter(self.components[name].records())
-        except Exception as exc:  # a records() that is not a generator raised before iterating
+        except RECORD_ERRORS as exc:  # a records() that is not a generator raised before iterating
             self.source_broke(name, exc)
         if self.options.limit is not None:
             return itertools.islice(iterator, self.options.limit)
@@ -209,7 +209,7 @@ class Run:
                 spec, config, run_id=self.run_id, pipeline=self.spec.name, location=location,
                 dry_run=self.options.dry_run, errors=self.errors, redact=self.redact,
             )
-        except Exception as exc:  # the component's constructor raised
+        except RECORD_ERRORS as exc:  # the component's constructor raised
             info = ErrorInfo.from_exception(exc, spec.name, location, self.redact, "open")
             raise RunAborted(info) from exc
         if wired.timed is not None:
@@ -224,7 +224,7 @@ class Run:
             if not spec.is_function:
                 try:
                     component.open()
-                except Exception as exc:
+                except RECORD_ERRORS as exc:
                     info = ErrorInfo.from_exception(exc, spec.name, self.location(spec), self.redact, "open")
                     raise RunAborted(info) from exc
             self.opened.append(spec.name)
@@ -287,7 +287,7 @@ class Run:
             self.aborted = True
             self.run_errors.append(exc.error)
             return False
-        except Exception as exc:
+        except RECORD_ERRORS as exc:
             spec = self.specs[name]
             info = ErrorInfo.from_exception(exc, name, self.location(spec), self.redact, phase)
             self.run_errors.append(info)
@@ -316,7 +316,7 @@ class Run:
                 self.run_errors.append(
                     ErrorInfo("(run)", self.spec.pipe_file, "KeyboardInterrupt", "interrupted", "", "run")
                 )
-            except Exception as exc:  # anything else that escapes the loop still ends in a clean stop
+            except RECORD_ERRORS as exc:  # anything else that escapes the loop still ends in a clean stop
                 self.aborted = True
                 self.run_errors.append(
                     ErrorInfo.from_exception(exc, "(run)", self.spec.pipe_file, self.redact, "run")

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipec.runtime.errors import ErrorInfo, RunAborted
-from pipec.runtime.policy import NodeRuntime, TimedCall
+from pipec.runtime.policy import RECORD_ERRORS, NodeRuntime, TimedCall
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -104,7 +104,7 @@ class ChainRunner:
                 consumed += 1
                 try:
                     out = call(record)
-                except Exception as exc:
+                except RECORD_ERRORS as exc:
                     out = self._recover(record, exc, 0, result)
                     if out is _DROPPED:
                         continue
@@ -121,7 +121,7 @@ class ChainRunner:
         while index < size:
             try:
                 out = calls[index](record)  # a flat-map's call returns a list (see wiring)
-            except Exception as exc:
+            except RECORD_ERRORS as exc:
                 out = self._recover(record, exc, index, result)
                 if out is _DROPPED:
                     return
@@ -140,7 +140,7 @@ class ChainRunner:
             index += 1
         result.outputs.append(record)
 
-    def _recover(self, record: Any, exc: Exception, index: int, result: ChunkResult) -> Any:
+    def _recover(self, record: Any, exc: BaseException, index: int, result: ChunkResult) -> Any:
         runtime = self.runtimes[index]
         out, error = runtime.retry(record, exc)
         if error is None:

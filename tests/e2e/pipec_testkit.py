@@ -151,3 +151,10 @@ def lazy_split(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
     if record["id"] == 3:
         raise ValueError("lazy failure at 3")
     yield {**record, "copy": 2}
+
+
+def exits_at_2(record: dict[str, Any]) -> dict[str, Any]:
+    """Calls sys.exit() for id 2, as a library deep inside a component might."""
+    if record["id"] == 2:
+        raise SystemExit(3)
+    return record

@@ -398,3 +398,52 @@ def test_a_call_that_never_returns_does_not_keep_the_process_alive(tmp_path: Pat
     assert done.returncode == 1, done.stderr
     assert "CallTimedOut" in done.stderr
     assert (tmp_path / "out.txt").read_text().split() == ["0", "2", "3"]
+
+
+@pytest.mark.parametrize("options", ["", "with { retries = 1, backoff = 1ms }", "with { timeout = 5s }"])
+def test_system_exit_in_a_component_fails_only_its_record(tmp_path: Path, options: str) -> None:
+    result = run_pipe(tmp_path, pipe(f"""
+    threshold = 50%
+    source nums : kit.Numbers {{ n = 5 }}
+    processor quits : kit.exits_at_2 {options}
+    sink out : kit.Collect {{ path = "out.txt" }}
+    nums -> quits -> out
+"""))
+    assert result.code == 0
+    assert result.report["state"] == "partial"
+    quits = result.node("quits")
+    assert (quits["in"], quits["out"], quits["failed"]) == (5, 4, 1)
+    assert quits["errors"][0]["type"] == "SystemExit"
+    assert result.lines("out.txt") == ["0", "1", "3", "4"]
+
+
+def test_system_exit_in_a_sink_or_a_close_is_isolated_and_reported(tmp_path: Path) -> None:
+    (tmp_path / "exit_steps.py").write_text(EXIT_STEPS, encoding="utf-8")
+    result = run_pipe(tmp_path, "use pipec_testkit as kit\nuse exit_steps as es\n\npipeline t {\n" + """
+    threshold = 50%
+    source nums : kit.Numbers { n = 5, events = "events.txt" }
+    sink out : es.ExitingSink
+    nums -> out
+}
+""")
+    assert result.code == 1  # the close failed
+    assert result.node("out")["failed"] == 1
+    assert result.node("out")["errors"][0]["type"] == "SystemExit"
+    assert [(e["phase"], e["type"]) for e in result.report["errors"]] == [("close", "SystemExit")]
+    assert result.events() == ["open nums", "close nums"]
+
+
+EXIT_STEPS = '''
+import sys
+
+from pipec.runtime import Sink
+
+
+class ExitingSink(Sink):
+    def write(self, record):
+        if record["id"] == 1:
+            sys.exit("no more")
+
+    def close(self):
+        sys.exit(4)
+'''
