@@ -62,6 +62,10 @@ class RunAborted(BaseException):
         self.error = error
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the run stops as cleanly as on Ctrl-C (everything closed, report written)."""
+
+
 class ConfigurationError(Exception):
     """A missing variable or an invalid config found before any component opened (exit code 2)."""
 

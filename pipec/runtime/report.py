@@ -157,8 +157,10 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 
 def summary_text(outcome: RunOutcome, report_path: str | None = None) -> str:
     mode = " (dry run: sinks replaced by counting stand-ins)" if outcome.dry_run else ""
+    interrupted = any(e.type in ("KeyboardInterrupt", "Terminated") for e in outcome.run_errors)
+    state = outcome.state.upper() + (" (interrupted)" if interrupted else "")
     head = (
-        f"pipec: pipeline '{outcome.pipeline}' {outcome.state.upper()} in {outcome.seconds:.2f}s"
+        f"pipec: pipeline '{outcome.pipeline}' {state} in {outcome.seconds:.2f}s"
         f"{mode}, run {outcome.run_id}"
     )
     rows = [["node", "role", "in", "out", "filtered", "failed", "retried", "ok %"]]

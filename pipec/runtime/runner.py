@@ -10,6 +10,7 @@ imported when it is needed, so that importing a generated runner stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from pipec.runtime.errors import ConfigurationError, ErrorInfo, RunAborted
+from pipec.runtime.errors import ConfigurationError, ErrorInfo, RunAborted, Terminated
 from pipec.runtime.policy import RECORD_ERRORS, ErrorLog, NodeRuntime, TimedCall
 from pipec.runtime.progress import Progress
 from pipec.runtime.values import MissingVariable, Redactor, current_environ, resolve
@@ -102,6 +103,7 @@ class Run:
         self.pools: list[WorkerChain] = []
         self.notes: dict[str, list[str]] = {}
         self.aborted = False
+        self.interrupted = False
         self.torn_down = False
         self.specs = {n.name: n for n in spec.nodes}
         self.progress = Progress(self._describe_progress, enabled=self._progress_enabled())
@@ -259,16 +261,17 @@ class Run:
         return _FAILED
 
     def close_all(self) -> None:
-        """Stop workers, close what is still open (reverse order), stop timeout threads; once."""
+        """Stop workers, close what is still open (reverse order), stop timeout threads. Every step is
+        done once, so that calling this again after an interrupt finishes only what is left."""
         if self.torn_down:
             return
-        self.torn_down = True
         for pool in self.pools:  # no worker process outlives the run, nor runs while its node closes
-            pool.shutdown()
+            self._guard(pool.head.name, "close", pool.shutdown)
         for name in reversed(self.opened):
             self._close_one(name)
         for timed in self.timed_calls:
             timed.shutdown()
+        self.torn_down = True
 
     def _close_one(self, name: str) -> bool:
         if name in self.closed or name not in self.opened:
@@ -293,6 +296,20 @@ class Run:
             self.run_errors.append(info)
             self.aborted = True
             return False
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: stop, but still close the rest
+            self.interrupt(exc)
+            return False
+
+    def interrupt(self, exc: KeyboardInterrupt) -> None:
+        """Ctrl-C or SIGTERM, in whatever phase: the run stops as failed; recorded once."""
+        self.aborted = True
+        if self.interrupted:
+            return
+        self.interrupted = True
+        message = "interrupted (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        self.run_errors.append(
+            ErrorInfo("(run)", self.spec.pipe_file, type(exc).__name__, message, "", "run")
+        )
 
     # ------------------------------------------------------------------------------------- stream
     def stream(self) -> None:
@@ -311,11 +328,8 @@ class Run:
                 self.aborted = True
                 if exc.error not in self.errors.by_node.get(exc.error.node, []):
                     self.run_errors.append(exc.error)
-            except KeyboardInterrupt:
-                self.aborted = True
-                self.run_errors.append(
-                    ErrorInfo("(run)", self.spec.pipe_file, "KeyboardInterrupt", "interrupted", "", "run")
-                )
+            except KeyboardInterrupt as exc:
+                self.interrupt(exc)
             except RECORD_ERRORS as exc:  # anything else that escapes the loop still ends in a clean stop
                 self.aborted = True
                 self.run_errors.append(
@@ -362,6 +376,29 @@ class Run:
 _FAILED: Any = object()
 
 
+@contextlib.contextmanager
+def _sigterm_stops(run: Run) -> Iterator[None]:
+    """While the run lasts, SIGTERM stops it as Ctrl-C does (raised as `Terminated` in the main thread):
+    everything opened is closed, the report written, the summary printed. Only the first SIGTERM
+    raises; a second one must not break off the clean stop it asked for."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread (e.g. a scheduler's worker thread)
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        if not run.interrupted:
+            raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _raised_by_iteration(exc: BaseException) -> bool:
     """Did `exc` come out of a generated `for rec in ...:` line (the source advancing)?"""
     import linecache
@@ -385,28 +422,38 @@ def run_pipeline(
     err = out if out is not None else sys.stderr
     run = Run(spec, options, environ if environ is not None else current_environ())
     started = datetime.now(timezone.utc)
-    try:
-        run.prepare()
-    except ConfigurationError as exc:
-        print("pipec: the run did not start; fix the configuration first:", file=err)
-        for message in exc.messages:
-            print(f"  {message}", file=err)
-        return 2, None
-    except RunAborted as exc:  # a constructor raised
-        run.aborted = True
-        run.run_errors.append(exc.error)
-    if not run.aborted:
+    with _sigterm_stops(run):
         try:
-            run.open_all()
-        except RunAborted as exc:
+            run.prepare()
+        except ConfigurationError as exc:
+            print("pipec: the run did not start; fix the configuration first:", file=err)
+            for message in exc.messages:
+                print(f"  {message}", file=err)
+            return 2, None
+        except RunAborted as exc:  # a constructor raised
             run.aborted = True
             run.run_errors.append(exc.error)
-    try:
-        if not run.aborted:
-            run.stream()
-            run.finish()
-    finally:
-        run.close_all()  # closes only what is still open: each close() runs exactly once
+        except KeyboardInterrupt as exc:
+            run.interrupt(exc)
+        try:
+            if not run.aborted:
+                run.open_all()
+            if not run.aborted:
+                run.stream()
+                run.finish()
+        except RunAborted as exc:  # an open failed
+            run.aborted = True
+            run.run_errors.append(exc.error)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM between the guarded steps
+            run.interrupt(exc)
+        finally:
+            # Closes only what is still open: each close() runs exactly once. Interrupted in turn, it
+            # goes on (each close is guarded), so nothing opened is left unclosed.
+            while not run.torn_down:
+                try:
+                    run.close_all()
+                except KeyboardInterrupt as exc:
+                    run.interrupt(exc)
     run.progress.done(run.loop_counts)
     nodes = run.counts()
     from pipec.runtime.report import conclude

@@ -40,6 +40,7 @@ from pipec.runtime.errors import ErrorInfo, RunAborted
 from pipec.runtime.policy import RECORD_ERRORS, NodeRuntime, TimedCall
 
 if TYPE_CHECKING:
+    import queue
     from multiprocessing.connection import Connection
 
     from pipec.runtime.runner import Run
@@ -419,6 +420,9 @@ def _serve(runner: ChainRunner, inbox: Connection, outbox: Connection, inherited
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    # Not the main process's SIGTERM handler (inherited through the fork): the main process stops a
+    # worker with SIGTERM when the run ends early, and that must end it quietly.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for connection in inherited:
         connection.close()
     for runtime in runner.runtimes:
@@ -440,6 +444,20 @@ def _serve(runner: ChainRunner, inbox: Connection, outbox: Connection, inherited
         chunks.put(None)
 
     threading.Thread(target=read, name="pipec-worker-reader", daemon=True).start()
+    with contextlib.suppress(OSError):  # the main process is gone or stopped listening: end quietly
+        _answer(runner, chunks, outbox)
+    with contextlib.suppress(OSError):
+        outbox.close()
+    # End here, without the interpreter's shutdown: it would wait for a call abandoned by a timeout
+    # (its thread cannot be stopped), and must not flush or finalise the parent's objects it inherited.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
+
+
+def _answer(runner: ChainRunner, chunks: queue.SimpleQueue[bytes | None], outbox: Connection) -> None:
+    """Run each chunk that arrives and send its result back, until the input ends."""
     halted: bytes | None = None
     while True:
         data = chunks.get()
@@ -462,13 +480,6 @@ def _serve(runner: ChainRunner, inbox: Connection, outbox: Connection, inherited
                 # worker stays to answer them: the main process reads every worker's answers in order.)
                 halted = pickle.dumps(ChunkResult([], [], zeros, zeros, zeros), PROTOCOL)
         outbox.send_bytes(message)
-    outbox.close()
-    # End here, without the interpreter's shutdown: it would wait for a call abandoned by a timeout
-    # (its thread cannot be stopped), and must not flush or finalise the parent's objects it inherited.
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(0)
 
 
 def _dumps_result(result: ChunkResult, runner: ChainRunner) -> bytes:

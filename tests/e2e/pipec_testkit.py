@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from pipec.runtime import Processor, Sink, Source, emits_many
+from pipec.runtime import BulkSink, Processor, Sink, Source, emits_many
 
 
 class _Tracked(BaseModel):
@@ -33,6 +33,7 @@ class Numbers(Source):
     class Config(_Tracked):
         n: int = 100
         fail_at: int = -1  # the source itself breaks after this many records
+        pause: float = 0.0  # seconds before each record (a slow source, to be stopped mid-stream)
 
     def open(self) -> None:
         _log(self.config.events, f"open {self.context.node}")
@@ -41,6 +42,8 @@ class Numbers(Source):
         for i in range(self.config.n):
             if i == self.config.fail_at:
                 raise OSError("the source's connection dropped")
+            if self.config.pause:
+                time.sleep(self.config.pause)
             yield {"id": i, "amount": i * 10}
 
     def close(self) -> None:
@@ -158,3 +161,36 @@ def exits_at_2(record: dict[str, Any]) -> dict[str, Any]:
     if record["id"] == 2:
         raise SystemExit(3)
     return record
+
+
+class SlowPublish(BulkSink):
+    """Publishes by waiting (logs "publish" first): a run can be stopped while it publishes."""
+
+    class Config(_Tracked):
+        seconds: float = 60.0
+        interrupt: bool = False  # raise KeyboardInterrupt in publish, as Ctrl-C there would
+
+    def open(self) -> None:
+        _log(self.config.events, f"open {self.context.node}")
+
+    def publish(self, handoff: Any) -> None:
+        _log(self.config.events, f"publish {self.context.node}")
+        if self.config.interrupt:
+            raise KeyboardInterrupt
+        time.sleep(self.config.seconds)
+
+    def close(self) -> None:
+        _log(self.config.events, f"close {self.context.node}")
+
+
+class InterruptOnOpen(Sink):
+    """Its open() is cut short by Ctrl-C."""
+
+    class Config(_Tracked):
+        pass
+
+    def open(self) -> None:
+        raise KeyboardInterrupt
+
+    def write(self, record: dict[str, Any]) -> None:
+        pass

@@ -447,3 +447,98 @@ class ExitingSink(Sink):
     def close(self):
         sys.exit(4)
 '''
+
+
+def _opens_and_closes_match(events: list[str]) -> None:
+    opened = [e.split()[1] for e in events if e.startswith("open ")]
+    closed = [e.split()[1] for e in events if e.startswith("close ")]
+    assert opened and sorted(opened) == sorted(closed), events  # every opened component closed once
+
+
+def test_ctrl_c_during_publish_closes_everything_and_reports(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 5, events = "events.txt" }
+    stage staged : jsonl { path = "staged.jsonl" }
+    bulksink load : kit.SlowPublish { interrupt = true, events = "events.txt" }
+    nums -> staged => load
+"""), capsys=capsys)
+    assert result.code == 1
+    assert result.report["state"] == "failed"
+    assert [(e["type"], e["phase"]) for e in result.report["errors"]] == [("KeyboardInterrupt", "run")]
+    _opens_and_closes_match(result.events())
+    assert "FAILED (interrupted)" in result.stderr
+
+
+def test_ctrl_c_during_open_closes_what_was_opened_and_reports(tmp_path: Path) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 5, events = "events.txt" }
+    sink out : kit.Collect { path = "out.txt", events = "events.txt" }
+    sink stuck : kit.InterruptOnOpen
+    nums -> out
+    nums -> stuck
+"""))
+    assert result.code == 1
+    assert result.report["errors"][0]["type"] == "KeyboardInterrupt"
+    assert result.events() == ["open nums", "open out", "close out", "close nums"]
+
+
+def _signal_run(folder: Path, text: str, wait_for: str, signum: int) -> tuple[int, str, dict[str, object]]:
+    """Run the pipeline as its own process, send it `signum` once `wait_for` is in events.txt."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    runner = compile_pipe(folder, text)[0]
+    process = subprocess.Popen(
+        [sys.executable, str(runner), "--no-progress", "--report", "report.json"], cwd=folder,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # Ctrl-C raises, as in a shell
+    )
+    events = folder / "events.txt"
+    deadline = time.monotonic() + 60  # a liveness bound on a busy machine, not a speed test
+    while not (events.exists() and wait_for in events.read_text().splitlines()):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    time.sleep(0.1)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    report = folder / "report.json"
+    return process.returncode, stderr, json.loads(report.read_text()) if report.exists() else {}
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("where", ["stream", "publish", "workers"])
+def test_a_signal_stops_the_run_cleanly_in_any_phase(tmp_path: Path, signame: str, where: str) -> None:
+    import signal
+
+    body = {
+        "stream": """
+    source nums : kit.Numbers { n = 100000, pause = 0.001, events = "events.txt" }
+    processor check : kit.FailOn { events = "events.txt" }
+    sink out : kit.Collect { path = "out.txt", events = "events.txt" }
+    nums -> check -> out
+""",
+        "publish": """
+    source nums : kit.Numbers { n = 5, events = "events.txt" }
+    stage staged : jsonl { path = "staged.jsonl" }
+    bulksink load : kit.SlowPublish { events = "events.txt" }
+    nums -> staged => load
+""",
+        "workers": """
+    source nums : kit.Numbers { n = 100000, pause = 0.0001, events = "events.txt" }
+    processor slow : kit.busy with { workers = 2 }
+    sink out : kit.Collect { path = "out.txt", events = "events.txt" }
+    nums -> slow -> out
+""",
+    }[where]
+    wait_for = "publish load" if where == "publish" else "open out"
+    code, stderr, report = _signal_run(tmp_path, pipe(body), wait_for, getattr(signal, signame))
+    assert code == 1, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert "FAILED (interrupted)" in stderr
+    assert report["state"] == "failed"
+    expected = "Terminated" if signame == "SIGTERM" else "KeyboardInterrupt"
+    assert expected in [e["type"] for e in report["errors"]], report["errors"]  # type: ignore[index]
+    _opens_and_closes_match((tmp_path / "events.txt").read_text().splitlines())
