@@ -128,11 +128,32 @@ def conclude(
         run_errors=run_errors,
         target=target,
     )
-    if options.report:
-        write_report(outcome, options.report)
+    report = options.report
+    if report:
+        try:
+            write_report(outcome, report)
+        except OSError as exc:  # checked before the run, but the disk can still fill up or vanish
+            print(f"pipec: could not write the report to {report}: {exc}", file=err)
+            report = None
     if not options.quiet or state == "failed":
-        print(summary_text(outcome, options.report), file=err)
+        print(summary_text(outcome, report), file=err)
     return outcome
+
+
+def report_path_problem(path: str) -> str | None:
+    """Why the report could not be written at `path`, or None. Checked before anything opens, so that a
+    typo is not found only after the whole run (the folders it names are made when it is written)."""
+    target = Path(path)
+    if target.is_dir():
+        return f"--report {path}: is a directory"
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"--report {path}: {folder} is not a directory"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"--report {path}: cannot write in {folder}"
+    return None
 
 
 def write_report(outcome: RunOutcome, path: str) -> None:
@@ -141,8 +162,11 @@ def write_report(outcome: RunOutcome, path: str) -> None:
     if target.parent != Path(""):
         target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(outcome.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(json.dumps(outcome.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)  # after a failure, no half-written leftover
 
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:

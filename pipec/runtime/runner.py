@@ -420,6 +420,13 @@ def run_pipeline(
 ) -> tuple[int, RunOutcome | None]:
     """Run once; returns (exit code, outcome). Exit 2 (and no outcome) for a configuration problem."""
     err = out if out is not None else sys.stderr
+    if options.report:
+        from pipec.runtime.report import report_path_problem
+
+        problem = report_path_problem(options.report)
+        if problem is not None:
+            print(f"pipec: the run did not start: {problem}", file=err)
+            return 2, None
     run = Run(spec, options, environ if environ is not None else current_environ())
     started = datetime.now(timezone.utc)
     with _sigterm_stops(run):

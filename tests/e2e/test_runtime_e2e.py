@@ -542,3 +542,26 @@ def test_a_signal_stops_the_run_cleanly_in_any_phase(tmp_path: Path, signame: st
     expected = "Terminated" if signame == "SIGTERM" else "KeyboardInterrupt"
     assert expected in [e["type"] for e in report["errors"]], report["errors"]  # type: ignore[index]
     _opens_and_closes_match((tmp_path / "events.txt").read_text().splitlines())
+
+
+@pytest.mark.parametrize("report", ["a_file/report.json", "a_dir", "a_file/deeper/report.json"])
+def test_a_report_path_that_cannot_be_written_stops_before_anything_opens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, report: str
+) -> None:
+    from e2e.harness import load_module
+
+    runner = compile_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 3, events = "events.txt" }
+    sink out : kit.Collect { path = "out.txt", events = "events.txt" }
+    nums -> out
+"""))[0]
+    (tmp_path / "a_file").write_text("not a folder\n")
+    (tmp_path / "a_dir").mkdir()
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code = load_module(runner).run(["--report", report, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"--report {report}" in err and "Traceback" not in err, err
+    assert not (tmp_path / "events.txt").exists()  # nothing was opened
+    assert not list(tmp_path.rglob("*.tmp"))
