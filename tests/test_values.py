@@ -21,3 +21,26 @@ def test_resolution_collects_secrets_and_names_the_missing_variable() -> None:
     assert secrets == {"t0k"}
     with pytest.raises(MissingVariable, match="environment variable TOKEN is not set"):
         resolve({"token": Secret("TOKEN")}, {}, set())
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        lambda s: repr(s),
+        lambda s: str(KeyError(s)),
+        lambda s: repr(s.encode()),
+        lambda s: __import__("json").dumps(s),
+        lambda s: __import__("json").dumps({"token": s}, ensure_ascii=False),
+        lambda s: ascii(s),
+        lambda s: repr({"token": s}),
+    ],
+)
+@pytest.mark.parametrize("secret", ['s3cr\\et"X', "it's-\u00e9\t\u2603-k3y", "plain-token-123"])
+def test_escaped_forms_of_a_secret_are_redacted(shown: object, secret: str) -> None:
+    redact = Redactor([secret])
+    text = f"failed: {shown(secret)} (again)"  # type: ignore[operator]
+    redacted = redact(text)
+    assert "***" in redacted, redacted
+    for form in (secret, repr(secret)[1:-1], repr(secret.encode())[2:-1]):
+        assert form not in redacted, redacted
+    assert redacted.startswith("failed: ") and redacted.endswith(" (again)")

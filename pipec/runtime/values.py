@@ -7,6 +7,7 @@ looked up when the runner starts, never at compile time. Secret values are colle
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -67,6 +68,22 @@ def current_environ() -> Mapping[str, str]:
     return os.environ
 
 
+def _shown_forms(secret: str) -> set[str]:
+    """The ways a secret's text shows up in output: as is, and escaped by repr() (`KeyError(secret)`
+    prints the repr), ascii(), a bytes repr, or JSON; and each of those escaped once more (a repr
+    inside a JSON document, a repr of a repr)."""
+    once = {
+        secret,
+        repr(secret)[1:-1],
+        ascii(secret)[1:-1],
+        repr(secret.encode("utf-8", "surrogateescape"))[2:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
+    twice = {escaped for form in once for escaped in (repr(form)[1:-1], json.dumps(form)[1:-1])}
+    return {form for form in once | twice if form}
+
+
 class Redactor:
     """Replaces every known secret value with `***` in text bound for output."""
 
@@ -75,7 +92,7 @@ class Redactor:
         self.update(secrets)
 
     def update(self, secrets: Iterable[str]) -> None:
-        values = sorted({s for s in secrets if s}, key=len, reverse=True)
+        values = sorted({form for s in secrets if s for form in _shown_forms(s)}, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
 
     def __call__(self, text: str) -> str:

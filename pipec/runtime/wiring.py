@@ -38,6 +38,34 @@ def _no_call(record: Any) -> Any:
     raise TypeError("this role takes no per-record call")
 
 
+class _RedactLogs(logging.Filter):
+    """Scrubs secret values from every record a component logs through `context.logger`: the message
+    as formatted with its arguments, the traceback and the stack."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+def _redacting_logger(name: str, redact: Redactor) -> logging.Logger:
+    logger = logging.getLogger(name)
+    for old in [f for f in logger.filters if isinstance(f, _RedactLogs)]:
+        logger.removeFilter(old)  # loggers outlive a run: the next run of the pipeline brings its own
+    logger.addFilter(_RedactLogs(redact))
+    return logger
+
+
 def _materialised(function: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
     def call(record: Any) -> list[Any]:
         return list(function(record))
@@ -68,7 +96,7 @@ def wire_node(
         node=spec.name,
         location=location,
         dry_run=dry_run,
-        logger=logging.getLogger(f"pipec.{pipeline}.{spec.name}"),
+        logger=_redacting_logger(f"pipec.{pipeline}.{spec.name}", redact),
         reject=reject,
     )
     call: Callable[[Any], Any]

@@ -194,3 +194,16 @@ class InterruptOnOpen(Sink):
 
     def write(self, record: dict[str, Any]) -> None:
         pass
+
+
+class Chatty(Processor):
+    """Logs its token through the run's logger for every record; raises KeyError(token) for id 1."""
+
+    class Config(BaseModel):
+        token: str
+
+    def process(self, record: dict[str, Any]) -> dict[str, Any]:
+        self.context.logger.warning("calling the API with token %s", self.config.token)
+        if record["id"] == 1:
+            raise KeyError(self.config.token)
+        return record

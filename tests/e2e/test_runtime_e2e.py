@@ -565,3 +565,26 @@ def test_a_report_path_that_cannot_be_written_stops_before_anything_opens(
     assert f"--report {report}" in err and "Traceback" not in err, err
     assert not (tmp_path / "events.txt").exists()  # nothing was opened
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("token", ["plain-T0KEN-value", 's3cr\\et"X'])
+def test_secrets_in_logs_and_in_escaped_forms_are_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture, token: str,
+) -> None:
+    monkeypatch.setenv("PIPEC_TEST_TOKEN", token)
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 3 }
+    processor chatty : kit.Chatty { token = secret("PIPEC_TEST_TOKEN") } with { on_error = "deadletter", deadletter = dl }
+    sink out : kit.Collect { path = "out.txt" }
+    sink dl : jsonl { path = "dl.jsonl" }
+    nums -> chatty -> out
+"""), capsys=capsys)
+    assert result.node("chatty")["failed"] == 1
+    forms = {token, repr(token)[1:-1], json.dumps(token)[1:-1], json.dumps(repr(token)[1:-1])[1:-1]}
+    logged = caplog.text
+    assert "calling the API with token ***" in logged
+    for text in (logged, result.stderr, *(p.read_text() for p in tmp_path.rglob("*") if p.is_file())):
+        for form in forms:
+            assert form not in text, form
+    assert result.report["nodes"][1]["errors"][0]["message"] == "'***'"
