@@ -176,10 +176,11 @@ class Run:
         secrets: set[str] = set()
         resolved: dict[str, Any] = {}
         for spec in self.spec.nodes:
-            try:
-                resolved[spec.name] = resolve(dict(spec.config), self.environ, secrets)
-            except MissingVariable as exc:
-                problems.append(f"{self.location(spec)}: node '{spec.name}': {exc}")
+            config, missing = _resolve_all(dict(spec.config), self.environ, secrets)
+            if missing:
+                problems.extend(f"{self.location(spec)}: node '{spec.name}': {exc}" for exc in missing)
+            else:
+                resolved[spec.name] = config
         self.redact.update(secrets)
         configs: dict[str, BaseModel | None] = {}
         for spec in self.spec.nodes:
@@ -374,6 +375,23 @@ class Run:
 
 
 _FAILED: Any = object()
+
+
+def _resolve_all(
+    config: dict[str, Any], environ: Mapping[str, str], secrets: set[str]
+) -> tuple[Any, list[MissingVariable]]:
+    """`resolve`, listing every missing variable rather than only the first: each one found is given a
+    stand-in value (never a secret: an empty one is not collected) and the config resolved again."""
+    missing: list[MissingVariable] = []
+    stand_ins: dict[str, str] = {}
+    while True:
+        try:
+            return resolve(config, {**environ, **stand_ins} if stand_ins else environ, secrets), missing
+        except MissingVariable as exc:
+            if exc.var in stand_ins:  # cannot happen; never loop
+                raise
+            missing.append(exc)
+            stand_ins[exc.var] = ""
 
 
 @contextlib.contextmanager

@@ -588,3 +588,18 @@ def test_secrets_in_logs_and_in_escaped_forms_are_redacted(
         for form in forms:
             assert form not in text, form
     assert result.report["nodes"][1]["errors"][0]["message"] == "'***'"
+
+
+def test_every_missing_variable_of_a_node_is_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("PIPEC_TEST_MISSING_A", "PIPEC_TEST_MISSING_B", "PIPEC_TEST_MISSING_C"):
+        monkeypatch.delenv(var, raising=False)
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 3, events = env("PIPEC_TEST_MISSING_C") }
+    sink out : kit.Collect { path = env("PIPEC_TEST_MISSING_A"), events = secret("PIPEC_TEST_MISSING_B") }
+    nums -> out
+"""), capsys=capsys)
+    assert result.code == 2
+    assert "test.pipe:5: node 'nums': env('PIPEC_TEST_MISSING_C')" in result.stderr
+    assert "test.pipe:6: node 'out': env('PIPEC_TEST_MISSING_A')" in result.stderr
+    assert "test.pipe:6: node 'out': secret('PIPEC_TEST_MISSING_B')" in result.stderr
