@@ -88,7 +88,9 @@ def _checked(file: ast.PipeFile, checks: PipelineChecks, sha256: str) -> Checked
     graph = nx.DiGraph()
     graph.add_nodes_from(order)
     graph.add_edges_from(ctx.graph.edges)
-    # A dead-letter sink comes after the nodes that send to it: open before them, close after them.
+    # A dead-letter sink comes after the nodes that send to it, so generated code can wire their
+    # dead-letter outputs into it (Beam). Opening and closing is the other way round: the runner opens
+    # a dead-letter sink before, and closes it after, every node that sends to it (`lifecycle_order`).
     graph.add_edges_from(
         (name, options.deadletter) for name, options in ctx.options_by_name.items() if options.deadletter
     )

@@ -106,6 +106,7 @@ class Run:
         self.interrupted = False
         self.torn_down = False
         self.specs = {n.name: n for n in spec.nodes}
+        self.lifecycle = lifecycle_order(spec.nodes)
         self.progress = Progress(self._describe_progress, enabled=self._progress_enabled())
 
     # ---------------------------------------------------------------- used by the generated stream
@@ -222,7 +223,7 @@ class Run:
 
     # ----------------------------------------------------------------------------------- lifecycle
     def open_all(self) -> None:
-        for spec in self.spec.nodes:
+        for spec in self.lifecycle:  # close_all closes in the reverse of this order
             component = self.components[spec.name]
             if not spec.is_function:
                 try:
@@ -375,6 +376,35 @@ class Run:
 
 
 _FAILED: Any = object()
+
+
+def lifecycle_order(nodes: tuple[NodeSpec, ...]) -> list[NodeSpec]:
+    """The order to open in (and, reversed, to close in): topological, except that every dead-letter sink
+    comes first, each after the dead-letter sink it sends to in turn. A dead-letter entry can come from any
+    node at any time, even from its `close()` (a sink writing its last rows); the sink it goes to must
+    still be open. Opening a sink before the nodes that feed it by a flow changes nothing for them."""
+    by_name = {node.name: node for node in nodes}
+    order: list[NodeSpec] = []
+    placed: set[str] = set()
+    visiting: set[str] = set()
+
+    def place(name: str) -> None:
+        if name in placed or name in visiting:  # two sinks dead-lettering into each other: one goes first
+            return
+        visiting.add(name)
+        target = by_name[name].deadletter
+        if target is not None:
+            place(target)
+        visiting.discard(name)
+        placed.add(name)
+        order.append(by_name[name])
+
+    for node in nodes:
+        if any(other.deadletter == node.name for other in nodes):
+            place(node.name)
+    for node in nodes:
+        place(node.name)
+    return order
 
 
 def _resolve_all(

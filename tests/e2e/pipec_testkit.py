@@ -207,3 +207,24 @@ class Chatty(Processor):
         if record["id"] == 1:
             raise KeyError(self.config.token)
         return record
+
+
+class RejectOnClose(Sink):
+    """Holds records and writes them on close(), rejecting the listed ids there (as a sink that flushes
+    its last batch when it closes would)."""
+
+    class Config(_Tracked):
+        reject_ids: list[int] = []
+
+    def open(self) -> None:
+        _log(self.config.events, f"open {self.context.node}")
+        self._held: list[dict[str, Any]] = []
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._held.append(record)
+
+    def close(self) -> None:
+        _log(self.config.events, f"close {self.context.node}")
+        for record in self._held:
+            if record["id"] in self.config.reject_ids:
+                self.context.reject(record, ValueError(f"refused {record['id']} on close"))

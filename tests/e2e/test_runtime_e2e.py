@@ -603,3 +603,58 @@ def test_every_missing_variable_of_a_node_is_listed(tmp_path: Path, capsys: pyte
     assert "test.pipe:5: node 'nums': env('PIPEC_TEST_MISSING_C')" in result.stderr
     assert "test.pipe:6: node 'out': env('PIPEC_TEST_MISSING_A')" in result.stderr
     assert "test.pipe:6: node 'out': secret('PIPEC_TEST_MISSING_B')" in result.stderr
+
+
+@pytest.mark.parametrize("dl_fed_by_a_flow", [False, True])
+def test_a_dead_letter_sent_while_a_sink_closes_is_written(tmp_path: Path, dl_fed_by_a_flow: bool) -> None:
+    # The dead-letter sink must open before, and close after, every node that sends to it.
+    flow = "    nums -> dl\n" if dl_fed_by_a_flow else ""
+    result = run_pipe(tmp_path, pipe("""
+    source nums : kit.Numbers { n = 4, events = "events.txt" }
+    sink held : kit.RejectOnClose { reject_ids = [2], events = "events.txt" } with { on_error = "deadletter", deadletter = dl }
+    sink dl : kit.Collect { path = "dl.txt", events = "events.txt" }
+    nums -> held
+""" + flow))
+    assert result.report["errors"] == []
+    expected = ["0", "1", "2", "3"] if dl_fed_by_a_flow else []
+    assert result.lines("dl.txt") == expected + ["None"]  # Collect writes a dead-letter entry's id: None
+    assert result.node("held")["failed"] == 1
+    events = result.events()
+    assert events.index("open dl") < events.index("open held")
+    assert events.index("close held") < events.index("close dl")
+
+
+def test_a_row_the_database_refuses_while_the_sql_sink_finishes_is_dead_lettered(tmp_path: Path) -> None:
+    import sqlite3
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        db.execute("CREATE TABLE items (id INTEGER, amount INTEGER NOT NULL)")
+    rows = [{"id": 1, "amount": 10}, {"id": 2, "amount": None}, {"id": 3, "amount": 30}]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run_pipe(tmp_path, """pipeline t {
+    threshold = 50%
+    source rows : jsonl { path = "in.jsonl" }
+    sink db : sql { url = "sqlite:///t.db", table = "items" } with { on_error = "deadletter", deadletter = dl }
+    sink dl : jsonl { path = "dl.jsonl" }
+    rows -> db
+}
+""")
+    assert result.report["errors"] == [], result.report["errors"]
+    dead = [json.loads(line) for line in result.lines("dl.jsonl")]
+    assert [d["record"]["id"] for d in dead] == [2]
+    assert result.node("db")["failed"] == 1
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        assert sorted(r[0] for r in db.execute("SELECT id FROM items")) == [1, 3]
+
+
+def test_lifecycle_order_puts_dead_letter_sinks_first_even_when_they_send_to_each_other() -> None:
+    from pipec.runtime import NodeSpec
+    from pipec.runtime.runner import lifecycle_order
+
+    def node(name: str, role: str, deadletter: str | None = None) -> NodeSpec:
+        return NodeSpec(name, role, "t", 1, object, deadletter=deadletter)
+
+    nodes = (node("src", "source", "a"), node("p", "processor", "b"), node("a", "sink", "b"),
+             node("b", "sink", "a"), node("out", "sink"))
+    assert [n.name for n in lifecycle_order(nodes)] == ["b", "a", "src", "p", "out"]
