@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,6 +16,8 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchTableError
+
+from pipec.connectors._files import json_encode
 
 # "scheme://user:" then the password up to the LAST "@" before any "?": a password with an unescaped
 # "@" or "/" is hidden whole (SQLAlchemy would take its part after the first "@" for the host).
@@ -167,13 +168,15 @@ def column_coercers(table: sqlalchemy.Table) -> dict[str, Callable[[Any], Any]]:
 
 
 def _make_coercer(text_parser: Callable[[str], Any] | None, naive: bool = False) -> Callable[[Any], Any]:
+    to_json = json_encode(sort_keys=True)  # the same strict, lossless JSON as every other writer
+
     def coerce(value: Any) -> Any:
         if type(value) is str and text_parser is not None:
             return text_parser(value)
         if naive and isinstance(value, datetime.datetime):
             return _utc_naive(value)
         if type(value) in (dict, list):
-            return json.dumps(value, sort_keys=True)
+            return to_json(value)
         return value
 
     return coerce

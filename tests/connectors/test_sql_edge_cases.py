@@ -4,6 +4,7 @@ concurrent table creation, MariaDB durations and malformed URLs."""
 from __future__ import annotations
 
 import datetime
+import decimal
 import uuid
 from typing import Any
 
@@ -76,6 +77,22 @@ def test_upsert_keeps_record_order_across_key_sets(db_url: str, table_name: str,
     finally:
         sink.close()
     assert query(db_url, f"SELECT id, a, b FROM {table_name}") == [(1, 9, 8)]
+
+
+# ------------------------------------------------------------------------------------------ nested values
+def test_lists_and_maps_are_stored_as_strict_lossless_json(db_url: str, table_name: str, make: Any) -> None:
+    execute(db_url, f"CREATE TABLE {table_name} (id INTEGER PRIMARY KEY, doc TEXT)")
+    sink = make(SqlSink, url=db_url, table=table_name)
+    sink.open()
+    try:
+        sink.write({"id": 1, "doc": {"price": decimal.Decimal("0.12345678901234567891"), "tags": ["a"]}})
+        with pytest.raises(ValueError, match="cannot be written as JSON"):
+            sink.write({"id": 2, "doc": {"x": float("nan")}})
+    finally:
+        sink.close()
+    assert query(db_url, f"SELECT id, doc FROM {table_name}") == [
+        (1, '{"price": "0.12345678901234567891", "tags": ["a"]}')
+    ]
 
 
 # ------------------------------------------------------------------------------------------ dates and times
