@@ -28,7 +28,7 @@ from pipec.runtime.errors import ConfigurationError, ErrorInfo, RunAborted, Term
 from pipec.runtime.policy import RECORD_ERRORS, ErrorLog, NodeRuntime, TimedCall
 from pipec.runtime.progress import Progress
 from pipec.runtime.values import MissingVariable, Redactor, current_environ, resolve
-from pipec.runtime.wiring import wire_node
+from pipec.runtime.wiring import redacting_handlers, wire_node
 
 if TYPE_CHECKING:
     from pipec.runtime.report import RunOutcome
@@ -477,7 +477,7 @@ def run_pipeline(
             return 2, None
     run = Run(spec, options, environ if environ is not None else current_environ())
     started = datetime.now(timezone.utc)
-    with _sigterm_stops(run):
+    with _sigterm_stops(run), redacting_handlers(run.redact):
         try:
             run.prepare()
         except ConfigurationError as exc:

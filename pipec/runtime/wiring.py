@@ -4,8 +4,9 @@ that a node behaves the same wherever it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,24 @@ class _RedactLogs(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redact(record.stack_info)
         return True
+
+
+@contextlib.contextmanager
+def redacting_handlers(redact: Redactor) -> Iterator[None]:
+    """While a run lasts, scrub secrets from every record that reaches the root logger's handlers or
+    Python's last-resort stderr handler: a component's own `logging.getLogger(__name__)` (or a
+    library's, such as httpx logging a URL) is covered as well as `context.logger`."""
+    installed: list[tuple[logging.Handler, logging.Filter]] = []
+    for handler in [*logging.getLogger().handlers, logging.lastResort]:
+        if handler is not None:
+            scrub = _RedactLogs(redact)
+            handler.addFilter(scrub)
+            installed.append((handler, scrub))
+    try:
+        yield
+    finally:
+        for handler, added in installed:
+            handler.removeFilter(added)
 
 
 def _redacting_logger(name: str, redact: Redactor) -> logging.Logger:

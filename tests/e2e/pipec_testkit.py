@@ -6,6 +6,7 @@ that every component was closed exactly once, whatever failed.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -197,13 +198,15 @@ class InterruptOnOpen(Sink):
 
 
 class Chatty(Processor):
-    """Logs its token through the run's logger for every record; raises KeyError(token) for id 1."""
+    """Logs its token through the run's logger and through a logger of its own (as a client library
+    would) for every record; raises KeyError(token) for id 1."""
 
     class Config(BaseModel):
         token: str
 
     def process(self, record: dict[str, Any]) -> dict[str, Any]:
         self.context.logger.warning("calling the API with token %s", self.config.token)
+        logging.getLogger("chatty.client").warning("client sends Bearer %s", self.config.token)
         if record["id"] == 1:
             raise KeyError(self.config.token)
         return record

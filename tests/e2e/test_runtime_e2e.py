@@ -584,6 +584,7 @@ def test_secrets_in_logs_and_in_escaped_forms_are_redacted(
     forms = {token, repr(token)[1:-1], json.dumps(token)[1:-1], json.dumps(repr(token)[1:-1])[1:-1]}
     logged = caplog.text
     assert "calling the API with token ***" in logged
+    assert "client sends Bearer ***" in logged  # a logger of its own, through the root's handlers
     for text in (logged, result.stderr, *(p.read_text() for p in tmp_path.rglob("*") if p.is_file())):
         for form in forms:
             assert form not in text, form
