@@ -272,3 +272,11 @@ def test_the_caret_counts_terminal_cells_after_wide_characters(tmp_path: Path) -
     # Each of the two wide characters takes two cells, so the caret moves two to the right.
     assert carets.index("^") == source_line.index("retrys") + 2
     assert carets.strip() == "^" * len("retrys")
+
+
+def test_many_unclosed_braces_are_unclosed_not_nested_too_deeply(tmp_path: Path) -> None:
+    lines = ["pipeline p {"] + [f'    source s{k} : jsonl {{ path = "x"' for k in range(70)] + ["}"]
+    result = check_text("\n".join(lines) + "\n", str(tmp_path / "t.pipe"))
+    assert {d.code for d in result.diagnostics} == {"P006", "P013"}
+    deep = 'pipeline p {\n    source s : jsonl { a = ' + "[" * 70 + "]" * 70 + " }\n}\n"
+    assert [d.code for d in check_text(deep, str(tmp_path / "t.pipe")).diagnostics] == ["P014"]

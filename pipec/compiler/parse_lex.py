@@ -18,7 +18,7 @@ from lark.lexer import BasicLexer, LexerState
 from lark.utils import TextSlice
 
 from pipec.compiler.diagnostics import Note
-from pipec.compiler.parse_grammar import CLOSERS, OPENERS, lark_parser
+from pipec.compiler.parse_grammar import CLOSERS, OPENERS, ROLE_TOKENS, lark_parser
 from pipec.compiler.parse_messages import show
 from pipec.compiler.parse_source import MAX_ERRORS, SourceText, line_end, tok_start
 
@@ -83,6 +83,8 @@ def _classify_number(text: str) -> Number:
     raise _BadNumber(f"invalid number '{show(text)}'")
 
 
+STATEMENT_KEYWORDS = ROLE_TOKENS | {"PIPELINE", "USE"}
+
 # --------------------------------------------------------------------------------------------- lexer
 class Lexer:
     """Lexes one text, reporting into its `SourceText`; what it learns is kept for the later stages."""
@@ -131,6 +133,10 @@ class Lexer:
                     return None
             elif tok.type in CLOSERS:
                 depth = max(depth - 1, 0)
+            elif tok.type in STATEMENT_KEYWORDS and (not tokens or tokens[-1].type == "_NL"):
+                # A declaration keyword starting a line begins a new statement (no value can hold
+                # one), so brackets still open are unclosed (P006, reported by the parser), not nested.
+                depth = min(depth, 0 if tok.type in ("PIPELINE", "USE") else 1)
             tokens.append(tok)
         self.flush_bad_run(bad_run)
         return tokens
