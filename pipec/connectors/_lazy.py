@@ -3,24 +3,44 @@
 The registry imports every connector module to learn its roles and configs, on every `pipec check`.
 Connectors whose client library is heavy (SQLAlchemy: ~0.15 s) load it through this, so that checking
 a pipeline that doesn't connect to a database doesn't pay for it.
+
+The import runs under a lock through the normal import system: `importlib.util.LazyLoader` is not
+safe when several threads touch the module first at once (Beam's threaded runners start many DoFns
+together), and one of them could see a half-executed module.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-import sys
+import threading
 from types import ModuleType
+from typing import Any
 
 
-def lazy_module(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
+class LazyModule:
+    """Stands in for the module `name` until an attribute is read, then imports it, once."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, attribute: str) -> Any:
+        module = self._module
+        if module is None:
+            with self._lock:
+                if self._module is None:
+                    self._module = importlib.import_module(self._name)
+                module = self._module
+        return getattr(module, attribute)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}>"
+
+
+def lazy_module(name: str) -> Any:
+    """A stand-in for module `name` that imports it on first use; raises ImportError now if it is missing."""
+    if importlib.util.find_spec(name) is None:
         raise ImportError(f"no module named {name!r}")
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
+    return LazyModule(name)
