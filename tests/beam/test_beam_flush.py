@@ -88,6 +88,15 @@ def test_sql_sink_rows_refused_in_its_last_batch_are_counted_and_dead_lettered(
     assert errors_by_node(beam) == errors_by_node(local)
 
 
+def test_sql_sinks_on_threaded_beam_workers_match_local(tmp_path: Path) -> None:
+    """Several threads start sql DoFns at once: the lazily imported SQL layer must be whole for each."""
+    threads = ("--direct_num_workers=2", "--direct_running_mode=multi_threading")
+    local, beam = run_in(tmp_path, SQL_PIPE, sql_inputs, *threads)
+    assert beam.code == local.code == 0
+    assert beam.counts() == local.counts()
+    assert table(beam.folder) == table(local.folder)
+
+
 # ---------------------------------------------------------------------- http: requests in flight
 @pytest.fixture
 def endpoint() -> Iterator[str]:
