@@ -608,6 +608,20 @@ class HalfStage(Stage):
     def stage(self, record):
         pass
 
+class NeedsArg(Processor):
+    def __init__(self, config, context, extra):
+        super().__init__(config, context)
+
+    def process(self, record):
+        return record
+
+class KeepsInit(Processor):
+    def __init__(self, config, context, extra=None):
+        super().__init__(config, context)
+
+    def process(self, record):
+        return record
+
 class WriteTakesNothing(Sink):
     def write(self):
         pass
@@ -651,6 +665,8 @@ async def coro(record):
         ("processor", "two_args", "s.two_args() cannot be called as the runner calls it, `two_args(record)`"),
         ("processor", "gen", "s.gen() is a generator"),
         ("processor", "coro", "s.coro() is an async function"),
+        ("processor", "NeedsArg", "s.NeedsArg.__init__() cannot be called as the runner calls it"),
+        ("processor", "KeepsInit", None),
         ("processor", "ManyProcess", None),
         ("processor", "with_default", None),
         ("processor", "gen_many", None),

@@ -42,11 +42,36 @@ def test_only_cr_and_lf_end_a_line(tmp_path: Path, separator: str) -> None:
     assert separator not in rendered
 
 
-def test_what_a_use_module_prints_keeps_json_output_clean(tmp_path: Path) -> None:
-    (tmp_path / "noisy.py").write_text('print("hello from noisy")\ndef tidy(record):\n    return record\n')
+NOISY_MODULE = """
+print("import print")
+from pydantic import BaseModel, field_validator
+from pipec.runtime import Processor
+
+class Loud(Processor):
+    class Config(BaseModel):
+        n: int = 0
+
+        @field_validator("n")
+        @classmethod
+        def say(cls, value):
+            print("validator print")
+            return value
+
+    def process(self, record):
+        return record
+
+def __getattr__(name):
+    print("getattr print")
+    raise AttributeError(name)
+"""
+
+
+@pytest.mark.parametrize("processor", ["n.Loud { n = 1 }", "n.Missing"])
+def test_what_user_code_prints_while_checking_keeps_json_output_clean(tmp_path: Path, processor: str) -> None:
+    (tmp_path / "noisy.py").write_text(NOISY_MODULE)
     (tmp_path / "t.pipe").write_text(
         "use noisy as n\npipeline p {\n"
-        '  source s : jsonl { path = "x" }\n  processor t : n.tidy\n  sink o : jsonl { path = "o" }\n'
+        f'  source s : jsonl {{ path = "x" }}\n  processor t : {processor}\n  sink o : jsonl {{ path = "o" }}\n'
         "  s -> t -> o\n}\n"
     )
     for command in (["check", "--format", "json"], ["graph", "--format", "json"]):
@@ -54,9 +79,15 @@ def test_what_a_use_module_prints_keeps_json_output_clean(tmp_path: Path) -> Non
             [sys.executable, "-c", "from pipec.cli import main; main()", *command, "t.pipe"],
             cwd=tmp_path, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        json.loads(done.stdout)
-        assert "hello from noisy" in done.stderr
+        assert "import print" in done.stderr
+        if processor.startswith("n.Loud"):
+            assert done.returncode == 0, done.stderr
+            json.loads(done.stdout)
+            assert "validator print" in done.stderr
+        elif command[0] == "check":
+            assert done.returncode == 1
+            assert [d["code"] for d in json.loads(done.stdout)] == ["P106"]
+            assert "getattr print" in done.stderr
 
 
 @pytest.mark.parametrize("name", ["pipec", "json", "logging", "pydantic", "mysteps"])
@@ -187,7 +218,9 @@ def test_a_variable_name_no_environment_can_hold_is_p011(tmp_path: Path, call: s
         ('bulksink s2 : sql { url = "sqlite:///x.db", table = "t" }', "retries = 1", "P211"),
         ('stage s2 : jsonl { path = "x" }', "batch = 10", "P211"),
         ('sink s2 : jsonl { path = "x" }', "timeout = 99999999999h", "P210"),
-        ('sink s2 : jsonl { path = "x" }', "backoff = 2m", "P210"),
+        ('sink s2 : jsonl { path = "x" }', "retries = 1, backoff = 2m", "P210"),
+        ('sink s2 : jsonl { path = "x" }', "retries = 101", "P210"),
+        ('sink s2 : jsonl { path = "x" }', "backoff = 1s", "P212"),
         ('sink s2 : jsonl { path = "x" }', "timeout = 24h, backoff = 30s, retries = 3, batch = 5", None),
         ('stage s2 : jsonl { path = "x" }', "timeout = 5s, retries = 3", None),
     ],

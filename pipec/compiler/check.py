@@ -9,6 +9,8 @@ diagnostic too.
 from __future__ import annotations
 
 import hashlib
+import sys
+from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -57,6 +59,13 @@ def _unreadable(path: str, message: str) -> CheckResult:
 
 def check_text(text: str, path: str) -> CheckResult:
     """Check `.pipe` source `text` as if read from `path` (`use` modules resolve next to `path`)."""
+    # Checking runs the user's code (imports, validators, module __getattr__): whatever it prints goes to
+    # stderr, so that stdout stays the command's own output (`--format json` must stay JSON).
+    with redirect_stdout(sys.stderr):
+        return _check_text(text, path)
+
+
+def _check_text(text: str, path: str) -> CheckResult:
     from pipec.compiler.parse import parse  # the parse modules are the only ones that know lark
 
     parsed = parse(text, path)

@@ -18,6 +18,7 @@ from pipec.runtime.policy import MAX_BACKOFF_SECONDS
 UNKNOWN_OPTION = "P209"
 INVALID_OPTION = "P210"
 OPTION_NOT_FOR_ROLE = "P211"
+OPTION_WITHOUT_EFFECT = "P212"
 UNKNOWN_SETTING = "P401"
 INVALID_SETTING = "P402"
 RUNTIME_VALUE_NOT_ALLOWED = "P405"
@@ -41,6 +42,13 @@ MAX_DURATION_TEXT = {"timeout": "24h", "backoff": f"{MAX_BACKOFF_SECONDS:g}s"}
 MAX_DURATION_HINT = {
     "timeout": "leave the timeout out to let a call run as long as it takes",
     "backoff": f"the wait doubles on each retry up to {MAX_BACKOFF_SECONDS:g}s, its cap",
+}
+# (least, most) for the whole-number options; None: no upper bound. Beyond 100 retries a failing record
+# is retried for hours; beyond 256 workers the run forks more processes than any machine has cores.
+INT_OPTION_RANGES: dict[str, tuple[int, int | None]] = {
+    "retries": (0, 100),
+    "batch": (1, None),
+    "workers": (1, 256),
 }
 SETTING_KEYS: tuple[str, ...] = ("threshold",)
 DEFAULT_THRESHOLD = 0.9
@@ -86,6 +94,17 @@ def parse_options(decl: ast.NodeDecl) -> tuple[NodeOptions, list[Diagnostic]]:
             values[pair.key] = value
         if problem is not None:
             diagnostics.append(problem)
+    backoff = next((p for p in decl.options if p.key == "backoff"), None)
+    if backoff is not None and not values.get("retries") and "retries" not in {p.key for p in decl.options}:
+        diagnostics.append(
+            Diagnostic(
+                OPTION_WITHOUT_EFFECT,
+                "warning",
+                "'backoff' has no effect without 'retries': it is the wait before a retry",
+                backoff.key_span,
+                suggestion="add `retries = N`, or remove `backoff`",
+            )
+        )
     options = NodeOptions(
         on_error=_on_error(values.get("on_error")),
         deadletter=_opt_str(values.get("deadletter")),
@@ -166,10 +185,10 @@ def _option_value(decl: ast.NodeDecl, pair: ast.Pair) -> tuple[object, Diagnosti
             )
         return None, _invalid(INVALID_OPTION, f"'deadletter' takes a sink's name, {got}", value.span)
     if key in ("retries", "batch", "workers"):
-        least = 0 if key == "retries" else 1
-        if isinstance(value, ast.IntValue) and value.value >= least:
+        least, most = INT_OPTION_RANGES[key]
+        if isinstance(value, ast.IntValue) and least <= value.value <= (most or value.value):
             return value.value, None
-        what = "a whole number" if least == 0 else "a positive whole number"
+        what = f"a whole number from {least} to {most}" if most else f"a whole number ≥ {least}"
         return None, _invalid(INVALID_OPTION, f"'{key}' must be {what}, {got}", value.span)
     # backoff, timeout: durations
     if isinstance(value, ast.DurationValue) and value.seconds > MAX_DURATION_SECONDS[key]:
@@ -183,7 +202,9 @@ def _option_value(decl: ast.NodeDecl, pair: ast.Pair) -> tuple[object, Diagnosti
         return value.seconds, None
     hint = None
     if isinstance(value, (ast.IntValue, ast.FloatValue)) and value.value > 0:
-        hint = f"write a unit: {key} = {value.value:g}s or {key} = {value.value:g}ms"
+        limit = MAX_DURATION_SECONDS[key]
+        units = [unit for unit, scale in (("s", 1.0), ("ms", 0.001)) if value.value * scale <= limit]
+        hint = "write a unit: " + " or ".join(f"{key} = {value.value:g}{u}" for u in units) if units else None
     positive = "" if key == "backoff" else " greater than zero"
     return None, _invalid(
         INVALID_OPTION, f"'{key}' must be a duration{positive} (200ms, 5s, 2m, 1h), {got}", value.span, hint

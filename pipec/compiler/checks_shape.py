@@ -349,7 +349,11 @@ def deadletter_targets(ctx: PipelineContext) -> Iterator[Diagnostic]:
                     suggestion="add `deadletter = SINK` to its options",
                 )
             continue
-        if options.on_error != "deadletter":
+        on_error = _option_pair(decl, "on_error")
+        misspelt = on_error is not None and not (  # then P210 speaks; which policy was meant is unknown
+            isinstance(on_error.value, ast.StringValue) and on_error.value.value == options.on_error
+        )
+        if options.on_error != "deadletter" and not misspelt:
             yield Diagnostic(
                 DEADLETTER_UNUSED,
                 "warning",

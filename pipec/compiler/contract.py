@@ -32,6 +32,11 @@ Problem = tuple[str, str]
 def class_problem(cls: type, role: str, shown: str) -> Problem | None:
     """Why `cls` (already a subclass of the role's base) cannot serve as a `role`, or None."""
     base = ROLE_BASES[role]
+    init = inspect.getattr_static(cls, "__init__", None)
+    if callable(init) and init is not inspect.getattr_static(base, "__init__"):  # the runner builds it
+        problem = _call_problem(init, 3, f"{shown}.__init__()", "__init__(self, config, context)")
+        if problem is not None:
+            return problem
     for method, arity in REQUIRED_METHODS[role]:
         found = inspect.getattr_static(cls, method, None)
         if found is None or found is inspect.getattr_static(base, method):
