@@ -9,11 +9,12 @@ security number, an IBAN passing its mod-97 check, an IPv4 address). Catalog rec
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipec.runtime import ComponentType, Processor
 
@@ -140,8 +141,17 @@ class PiiProcessor(Processor):
         mask: bool = Field(False, description="Replace the values of PII fields.")
         mask_style: Literal["replace", "hash", "partial"] = Field(
             "replace",
-            description="replace: the value becomes `mask_with`; hash: a stable sha256 digest (joins still "
-            "work); partial: all but the last 4 characters become '*'.",
+            description="replace: the value becomes `mask_with`; hash: a stable digest, truncated to 32 hex "
+            "characters (joins still work): HMAC-SHA256 with `key` if set, else a plain sha256, which is "
+            "only pseudonymous (values can be found again by hashing guesses); partial: all but the last 4 "
+            "characters become '*'.",
+        )
+        key: str | None = Field(
+            None,
+            repr=False,
+            description='Secret key for mask_style = "hash", given as secret("PII_KEY"): the digest becomes '
+            "HMAC-SHA256 (`hmac-sha256:...`), which cannot be reversed by guessing without the key. "
+            "Strongly recommended with hash.",
         )
         mask_with: Any = Field("***", description="The replacement value when mask_style is replace.")
         tag_field: str | None = Field(
@@ -165,6 +175,20 @@ class PiiProcessor(Processor):
                     ) from None
             return patterns
 
+        # Messages here never include the key's value (nor does pipec print pydantic's input values).
+        @field_validator("key")
+        @classmethod
+        def _key_not_empty(cls, key: str | None) -> str | None:
+            if key is not None and not key:
+                raise ValueError("key is empty: give it a long random value, e.g. secret(\"PII_KEY\")")
+            return key
+
+        @model_validator(mode="after")
+        def _key_needs_hash(self) -> PiiProcessor.Config:
+            if self.key is not None and self.mask_style != "hash":
+                raise ValueError(f'key is used only with mask_style = "hash", not {self.mask_style!r}')
+            return self
+
     config: Config
 
     def open(self) -> None:
@@ -179,6 +203,8 @@ class PiiProcessor(Processor):
             [(kind, detectors[kind]) for kind in config.value_kinds] if config.detect_values else []
         )
         self._name_cache: dict[str, tuple[str, ...]] = {}
+        key = config.key
+        self._hmac = hmac.new(key.encode("utf-8"), digestmod=hashlib.sha256) if key is not None else None
 
     # ---------------------------------------------------------------------------- classification
     def kinds_for_name(self, name: str) -> tuple[str, ...]:
@@ -212,7 +238,12 @@ class PiiProcessor(Processor):
         if style == "replace":
             return self.config.mask_with
         if style == "hash":
-            return "sha256:" + hashlib.sha256(str(value).encode("utf-8")).hexdigest()[:32]
+            data = str(value).encode("utf-8")
+            if self._hmac is not None:
+                keyed = self._hmac.copy()
+                keyed.update(data)
+                return "hmac-sha256:" + keyed.hexdigest()[:32]
+            return "sha256:" + hashlib.sha256(data).hexdigest()[:32]
         text = str(value)
         return "*" * max(len(text) - 4, 0) + text[-4:] if len(text) > 4 else "*" * len(text)
 

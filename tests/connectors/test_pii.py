@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from pipec.connectors.pii import PiiProcessor, component, luhn_valid
 
@@ -103,6 +108,64 @@ def test_mask_styles_and_forced_fields(make: Any) -> None:
     assert partial.process({"card": "4111111111111111"}) == {"card": "************1111"}
     replaced = processor(make, mask=True, mask_with=None)
     assert replaced.process({"email": "a@b.co"})["email"] is None
+
+
+KEY = "k3y-for-PII-tests-0f9c2"
+
+
+def test_hash_with_a_key_is_an_hmac(make: Any) -> None:
+    keyed = processor(make, mask=True, mask_style="hash", key=KEY)
+    out = keyed.process({"email": "a@b.co", "phone": "+44 20 7946 0958"})
+    expected = hmac.new(KEY.encode(), b"a@b.co", hashlib.sha256).hexdigest()[:32]
+    assert out["email"] == "hmac-sha256:" + expected
+    assert out["phone"].startswith("hmac-sha256:") and len(out["phone"]) == len("hmac-sha256:") + 32
+    assert keyed.process({"email": "a@b.co"})["email"] == out["email"]  # stable: joins still work
+    other = processor(make, mask=True, mask_style="hash", key=KEY + "x")
+    assert other.process({"email": "a@b.co"})["email"] != out["email"]
+    # Without a key the digest stays the plain (guessable) sha256 it always was.
+    unkeyed = processor(make, mask=True, mask_style="hash")
+    plain = hashlib.sha256(b"a@b.co").hexdigest()[:32]
+    assert unkeyed.process({"email": "a@b.co"})["email"] == "sha256:" + plain
+    assert KEY not in repr(keyed.config) and KEY not in str(keyed.config)
+
+
+def test_key_errors_never_show_the_key() -> None:
+    with pytest.raises(ValidationError) as wrong_style:
+        PiiProcessor.Config(mask=True, mask_style="partial", key=KEY)
+    with pytest.raises(ValidationError) as empty:
+        PiiProcessor.Config(mask=True, mask_style="hash", key="")
+    assert 'key is used only with mask_style = "hash"' in str(wrong_style.value)
+    assert "key is empty" in str(empty.value)
+    for error in (*wrong_style.value.errors(), *empty.value.errors()):
+        assert KEY not in error["msg"]
+
+
+def test_a_secret_key_never_reaches_the_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from pipec.cli import main
+
+    monkeypatch.setenv("PIPEC_TEST_PII_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "email": "a@b.co"}\n', encoding="utf-8")
+    (tmp_path / "p.pipe").write_text(
+        """pipeline p {
+    source src : jsonl { path = "in.jsonl" }
+    processor mask : pii { mask = true, mask_style = "hash", key = secret("PIPEC_TEST_PII_KEY") }
+    sink out : jsonl { path = "out.jsonl" }
+    src -> mask -> out
+}
+""",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["run", "p.pipe", "--report", "report.json"])
+    assert result.exit_code == 0, result.output
+    [row] = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert row["email"] == "hmac-sha256:" + hmac.new(KEY.encode(), b"a@b.co", hashlib.sha256).hexdigest()[:32]
+    assert KEY not in result.output
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert KEY not in path.read_text(encoding="utf-8", errors="replace"), path
 
 
 def test_custom_patterns_ignore_and_value_kinds(make: Any) -> None:
