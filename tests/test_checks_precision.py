@@ -313,3 +313,22 @@ def test_many_unclosed_braces_are_unclosed_not_nested_too_deeply(tmp_path: Path)
     assert {d.code for d in result.diagnostics} == {"P006", "P013"}
     deep = 'pipeline p {\n    source s : jsonl { a = ' + "[" * 70 + "]" * 70 + " }\n}\n"
     assert [d.code for d in check_text(deep, str(tmp_path / "t.pipe")).diagnostics] == ["P014"]
+
+
+def test_names_python_would_read_as_other_names_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "\ufb01x_steps.py").write_text("def tidy(record):\n    return record\n")
+    flow = '  source a : jsonl { path = "x" }\n  sink o : jsonl { path = "o" }\n  a -> o\n'
+    result = check_text(
+        "use \ufb01x_steps as s\nuse pkg.class as c\n"
+        f"pipeline \uff4a\uff53\uff4f\uff4e {{\n{flow}}}\n"  # fullwidth 'json'
+        f"pipeline \ufb01le_a {{\n{flow}}}\npipeline file_a {{\n{flow}}}\n",
+        str(tmp_path / "t.pipe"),
+    )
+    found = [(d.code, d.span.line, d.message.rpartition(": ")[2]) for d in result.diagnostics if d.is_error]
+    assert found == [
+        ("P105", 1, "Python reads it as 'fix_steps', a different file"),
+        ("P105", 2, "a Python keyword cannot be part of a module path"),
+        ("P109", 3, "Python reads the name as 'json'"),
+        ("P109", 8, "Python reads the name as 'file_a'"),
+        ("P108", 13, "pipeline 'file_a' is defined twice"),
+    ]

@@ -52,6 +52,7 @@ class FileChecks:
 LOCAL_FILE_RULES: tuple[FileRule, ...] = (
     checks_names.duplicate_pipelines,
     checks_names.duplicate_aliases,
+    checks_names.use_module_names,
     checks_names.unimportable_modules,
 )
 LOCAL_PIPELINE_RULES: tuple[PipelineRule, ...] = (

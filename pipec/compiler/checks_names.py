@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import keyword
 import sys
+import unicodedata
 from collections.abc import Iterator
 
 from pipec.compiler import ast
@@ -20,11 +21,16 @@ DUPLICATE_PIPELINE = "P108"
 PIPELINE_NOT_A_MODULE = "P109"
 
 
+def _as_python_reads(name: str) -> str:
+    """Python normalises identifiers (NFKC): `ﬁle` and `file` name the same module."""
+    return unicodedata.normalize("NFKC", name)
+
+
 def duplicate_pipelines(ctx: FileContext) -> Iterator[Diagnostic]:
     """Each pipeline compiles to a runner module named after it, so two of one name would collide."""
     first: dict[str, ast.Pipeline] = {}
     for pipeline in ctx.file.pipelines:
-        earlier = first.setdefault(pipeline.name, pipeline)
+        earlier = first.setdefault(_as_python_reads(pipeline.name), pipeline)
         if earlier is not pipeline:
             yield Diagnostic(
                 DUPLICATE_PIPELINE,
@@ -50,9 +56,32 @@ def duplicate_aliases(ctx: FileContext) -> Iterator[Diagnostic]:
             )
 
 
+def use_module_names(ctx: FileContext) -> Iterator[Diagnostic]:
+    """A module path the generated `import` statement could not spell, or would read as another name."""
+    for use in ctx.file.uses:
+        why = _unspellable(use.module)
+        if why is None:
+            continue
+        yield Diagnostic(
+            IMPORT_FAILED,
+            "error",
+            f"module '{use.module}' cannot be imported by the runner: {why}",
+            use.module_span,
+            suggestion="rename the module file (and the `use` line) with plain letters, digits and '_'",
+        )
+
+
+def _unspellable(module: str) -> str | None:
+    if any(keyword.iskeyword(part) for part in module.split(".")):
+        return "a Python keyword cannot be part of a module path"
+    if _as_python_reads(module) != module:
+        return f"Python reads it as '{_as_python_reads(module)}', a different file"
+    return None
+
+
 def unimportable_modules(ctx: FileContext) -> Iterator[Diagnostic]:
     for alias, use in ctx.uses.items():
-        if use.error is not None:
+        if use.error is not None and _unspellable(use.decl.module) is None:  # else use_module_names
             yield Diagnostic(
                 IMPORT_FAILED,
                 "error",
@@ -89,6 +118,9 @@ def pipeline_module_name(ctx: PipelineContext) -> Iterator[Diagnostic]:
         why, hint = "it is a Python keyword", f"rename the pipeline, e.g. '{name}_pipeline'"
     elif not name.isidentifier():
         why, hint = "it is not a Python identifier", "rename the pipeline with letters, digits and '_'"
+    elif _as_python_reads(name) != name:
+        why = f"Python reads the name as '{_as_python_reads(name)}'"
+        hint = "rename the pipeline with plain letters, digits and '_'"
     elif _shadowed(name, ctx):
         why = f"it would hide the Python module '{name}' from the runner"
         hint = f"rename the pipeline, e.g. '{name}_pipeline'"
@@ -148,6 +180,7 @@ def undeclared_nodes(ctx: PipelineContext) -> Iterator[Diagnostic]:
 FILE_RULES: tuple[FileRule, ...] = (
     duplicate_pipelines,
     duplicate_aliases,
+    use_module_names,
     unimportable_modules,
     unused_aliases,
 )
