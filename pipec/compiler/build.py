@@ -72,6 +72,13 @@ def build(paths: list[str], out_dir: str, strict: bool = False, target: str = "l
             except PlanError as exc:  # e.g. a graph the Beam target cannot express
                 result.problems.append(f"{path}: pipeline '{pipeline.name}': {exc}")
                 continue
+            except Exception as exc:  # a pipec bug (e.g. generated code Python rejects): no traceback
+                detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+                result.problems.append(
+                    f"{path}: pipeline '{pipeline.name}': internal error while generating its runner "
+                    f"({detail}); please report this as a pipec bug"
+                )
+                continue
             owners[dest] = path
     if not all(r.ok for r in results):
         return results

@@ -23,6 +23,11 @@ from pipec.compiler.model import CheckedNode, CheckedPipeline
 
 TICK_MASK = 16383  # must match pipec.runtime.progress.TICK_MASK
 WORKER_CHUNK = 256  # records per chunk sent to a `workers = N` chain (see pipec.runtime.workers)
+# Each flat-mapping processor nests the rest of its segment one `for` deeper, and Python allows only 20
+# statically nested blocks per function (a source loop already uses 3; a step needs 2 more for its
+# try/except). Below this indent (in spaces) a segment nests inline; past it, the rest of the chain
+# continues in its own `n_<name>_push` function, which starts again at the top level of its body.
+MAX_SEGMENT_INDENT = 48
 
 
 class PlanError(Exception):
@@ -181,6 +186,7 @@ class _Planner:
     counters: list[str] = field(default_factory=list)
     counted: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (emitted, filtered)
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)  # worker chain head -> its nodes
+    split_heads: list[str] = field(default_factory=list)  # segments cut off to bound the nesting depth
 
     def var(self, node: str) -> str:
         return self.vars[node]
@@ -233,6 +239,14 @@ class _Planner:
                     steps.append(Step("flat_process", indent, node=name, var=var, drop=drop))
                     self.counted[name] = (f"{var}_emitted", f"{var}_filtered")
                     inner = indent + "    "
+                    if len(inner) > MAX_SEGMENT_INDENT and len(successors) == 1 and len(
+                        self.predecessors(successors[0])
+                    ) == 1:
+                        following = successors[0]
+                        self.split_heads.append(following)
+                        target = f"{self.var(following)}_push"
+                        steps.append(Step("push", inner, target=target, node=following))
+                        return steps
                     steps.extend(self.after(successors, inner, "continue"))
                     return steps
                 steps.append(Step("process", indent, node=name, var=var, drop=drop))
@@ -325,6 +339,10 @@ class _Planner:
             self.counted[node.name] = (f"{var}_emitted", "0")
             steps = tuple(self.after(self.successors(node.name), " " * 16, "continue"))
             sources.append(SourceLoop(repr(node.name), var, self.comment(node), steps))
+        while self.split_heads:  # each may cut off a further segment: a worklist, not recursion
+            head = self.split_heads.pop(0)
+            steps = tuple(self.chain_steps(head, " " * 8, "return"))
+            closures.append(self.closure(f"{self.var(head)}_push", steps))
         counters = sorted(
             {c for pair in self.counted.values() for c in pair if c != "0"},
         )
