@@ -332,3 +332,21 @@ def test_names_python_would_read_as_other_names_are_refused(tmp_path: Path) -> N
         ("P109", 8, "Python reads the name as 'file_a'"),
         ("P108", 13, "pipeline 'file_a' is defined twice"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("header", "first"),
+    [
+        ('pipeline "p" {', "P001"),
+        ("pipeline p.q {", "P001"),
+        ("pipeline {", "P001"),
+        ("pipeline with {", "P010"),
+        ("pipeline 1p {", "P007"),
+        ("pipe line p {", "P005"),
+    ],
+)
+def test_a_broken_pipeline_header_does_not_hide_its_body(tmp_path: Path, header: str, first: str) -> None:
+    text = f'{header}\n    source s : jsonl {{ path = "a" }}\n    sink o : stdot\n    s -> o\n}}\n'
+    result = check_text(text, str(tmp_path / "t.pipe"))
+    assert [(d.code, d.span.line) for d in result.diagnostics] == [(first, 1), ("P204", 3)]
+    assert "pipeline_at_line" not in render_all_text(result.diagnostics, result.sources)

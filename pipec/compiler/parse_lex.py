@@ -289,6 +289,7 @@ class Lexer:
             self.numbers[tok_start(tok)] = _classify_number(str(tok))
         except _BadNumber as bad:
             self.src.error("P007", bad.message, self.src.tok_span(tok), bad.help)
+            self.suppressing.append(tok_start(tok))  # `pipeline 1p {`: one error for the one token
 
 
 def _continued_string_end(text: str, eol: int) -> int:

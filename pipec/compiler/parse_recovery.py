@@ -175,6 +175,8 @@ class RecoveringParser:
             self.repairs += 1
             toks[i] = keyword
             return True
+        if self.salvage_header(cp, toks, i):
+            return True
         at = tok_start(toks[i])
         for kind in [k for k in _REPAIR_INSERTS if k in expected] + [""]:
             inserted = [Token(kind, PUNCTUATION[kind], start_pos=at, end_pos=at)] if kind else []
@@ -185,6 +187,41 @@ class RecoveringParser:
                     del toks[i]
                 return True
         return False
+
+    def salvage_header(self, cp: _Checkpoint, toks: list[Token], i: int) -> bool:
+        """A broken pipeline header that still ends in '{' (`pipeline "p" {`, `pipeline {`,
+        `pipe line p {`): read it as `pipeline <placeholder> {`, so that the body is still checked.
+
+        The error is already reported; the placeholder name is never shown as the user's."""
+        if cp.stack:
+            return False
+        start = i
+        while start > cp.index and toks[start - 1].type != "_NL":
+            start -= 1
+        first = toks[start]
+        meant = first.type == "NAME" and closest(str(first), _TOP) == "pipeline"
+        if first.type != "PIPELINE" and not meant:
+            return False
+        end = start
+        while end < len(toks) and toks[end].type != "_NL":
+            end += 1
+        if end - 1 <= start or toks[end - 1].type != "LBRACE" or end - 1 < i:
+            return False
+        base = self.replay(cp, toks, start)
+        if base is None:
+            return False
+        brace = toks[end - 1]
+        keyword = Token("PIPELINE", "pipeline", start_pos=first.start_pos, end_pos=first.end_pos)
+        named = toks[start + 1 : end - 1] or [brace]
+        line = self.src.pos(tok_start(first))[0]
+        name = Token(
+            "NAME", f"pipeline_at_line_{line}", start_pos=tok_start(named[0]), end_pos=tok_end(named[-1])
+        )
+        if not _verify_line(base, keyword, [name, *toks[end - 1 :]], 0):
+            return False
+        self.repairs += 1
+        toks[start:end] = [keyword, name, brace]
+        return True
 
     def recover(
         self,
@@ -325,11 +362,14 @@ def _verify(
     return True
 
 
+_TOP = ("use", "pipeline")
+
+
 def _meant_keyword(tok: Token, expected: set[str]) -> Token | None:
     """A top-level keyword (`pipeline`, `use`) that the misspelt name `tok` most likely means."""
     if tok.type != "NAME" or not {"USE", "PIPELINE"} <= expected:
         return None
-    meant = closest(str(tok), ["use", "pipeline"])
+    meant = closest(str(tok), _TOP)
     if meant is None:
         return None
     return Token(meant.upper(), meant, start_pos=tok.start_pos, end_pos=tok.end_pos, line=tok.line,
