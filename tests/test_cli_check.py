@@ -107,3 +107,18 @@ def test_the_installed_command(repo_root: Path) -> None:
     done = subprocess.run([str(pipec), "graph", VALID, "--format", "mermaid"], capture_output=True, text=True)
     assert done.returncode == 0
     assert done.stdout.startswith("flowchart LR\n")
+
+
+def test_option_help_texts_share_one_style() -> None:
+    # Every option's help starts lowercase and has no trailing period, as in `pipec run --help`.
+    import click
+
+    seen = 0
+    for command in main.commands.values():
+        for param in command.params:
+            if isinstance(param, click.Option) and param.help and not param.hidden:
+                seen += 1
+                where = f"pipec {command.name} {param.opts[0]}: {param.help!r}"
+                assert not param.help[0].isupper(), where
+                assert not param.help.rstrip().endswith("."), where
+    assert seen > 10

@@ -35,14 +35,14 @@ def _print_diagnostics(
 
 @click.command("check")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--strict", is_flag=True, help="treat warnings as errors")
 @click.option(
     "--format",
     "output_format",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="text: gcc-style with source excerpts; json: one array of every diagnostic.",
+    help="text: gcc-style with source excerpts; json: one array of every diagnostic",
 )
 def check_command(files: tuple[str, ...], strict: bool, output_format: str) -> None:
     """Check .pipe files and report every mistake in them.
@@ -58,7 +58,7 @@ def check_command(files: tuple[str, ...], strict: bool, output_format: str) -> N
 @click.command("graph")
 @click.argument("file", metavar="FILE")
 @click.option(
-    "--pipeline", "pipeline_name", metavar="NAME", help="The pipeline to draw (when the file has several)."
+    "--pipeline", "pipeline_name", metavar="NAME", help="the pipeline to draw (when the file has several)"
 )
 @click.option(
     "--format",
@@ -66,7 +66,7 @@ def check_command(files: tuple[str, ...], strict: bool, output_format: str) -> N
     type=click.Choice(sorted(RENDERERS)),
     default="dot",
     show_default=True,
-    help="dot (Graphviz), mermaid, or json (canonical: sorted, without positions).",
+    help="dot (Graphviz), mermaid, or json (canonical: sorted, without positions)",
 )
 def graph_command(file: str, pipeline_name: str | None, output_format: str) -> None:
     """Print a pipeline's graph. Exits 1 with the diagnostics when the file has errors."""

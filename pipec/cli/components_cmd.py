@@ -238,7 +238,7 @@ def _json_ready(value: Any) -> Any:
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="text: tables for people; json: the same as data (with each config's JSON schema).",
+    help="text: tables for people; json: the same as data (with each config's JSON schema)",
 )
 def components_command(type_name_arg: str | None, output_format: str) -> None:
     """List the component types you can use (built-in and plugins), or show one TYPE's config fields."""
