@@ -444,8 +444,8 @@ def _pydantic_errors(
 def _shown(found: ast.Pair | ast.Value) -> ast.Value:
     """The value a message talks about: an env() with a default is validated as its default."""
     value = found.value if isinstance(found, ast.Pair) else found
-    if isinstance(value, ast.EnvValue) and value.default is not None:
-        return value.default
+    while isinstance(value, ast.EnvValue) and value.default is not None:
+        value = value.default
     return value
 
 

@@ -19,6 +19,7 @@ from pipec.compiler.diagnostics import Diagnostic, Note
 # Diagnostic codes raised while reading values (documented in docs/language.md).
 DUPLICATE_KEY = "P403"
 REF_NOT_ALLOWED = "P404"
+TEXT_FROM_ENV = "P406"
 
 Path = tuple[str | int, ...]
 
@@ -66,10 +67,24 @@ def _value(value: ast.Value, path: Path, out: Converted) -> Any:
     if isinstance(value, ast.MapValue):
         return _pairs(value.entries, path, out)
     if isinstance(value, ast.EnvValue) and value.default is not None:
-        if isinstance(value.default, (ast.EnvValue, ast.SecretValue, ast.RefValue)):
+        default = value.default
+        while isinstance(default, ast.EnvValue) and default.default is not None:
+            default = default.default  # env("A", default = env("B", default = v)) is checked with v
+        if isinstance(default, (ast.EnvValue, ast.SecretValue, ast.RefValue)):
             out.unresolved.append(path)
             return UNRESOLVED_PLACEHOLDER
-        return _value(value.default, path, out)
+        if isinstance(default, (ast.ListValue, ast.MapValue)):
+            out.problems.append(
+                Diagnostic(
+                    TEXT_FROM_ENV,
+                    "error",
+                    f"'{path_text(path)}': env(\"{value.var}\") gives text when the variable is set, "
+                    f"but its default is a {'list' if isinstance(default, ast.ListValue) else 'map'}",
+                    value.span,
+                    suggestion="write the list or map itself, or use env() for each of its scalar items",
+                )
+            )
+        return _value(default, path, out)
     if isinstance(value, (ast.EnvValue, ast.SecretValue)):
         out.unresolved.append(path)
         return UNRESOLVED_PLACEHOLDER
@@ -136,7 +151,7 @@ def locate(pairs: Sequence[ast.Pair], path: Sequence[str | int]) -> tuple[ast.Pa
     current: Sequence[ast.Pair] | ast.Value | None = pairs
     depth = 0
     for part in path:
-        if isinstance(current, ast.EnvValue) and current.default is not None:
+        while isinstance(current, ast.EnvValue) and current.default is not None:
             current = current.default
         if isinstance(current, ast.MapValue):
             current = current.entries
