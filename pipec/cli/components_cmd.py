@@ -146,13 +146,19 @@ def describe_type(registered: RegisteredType) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ rendering
 
 
+def _columns() -> int:
+    """The terminal's width (100 when it is not a terminal), at most 120."""
+    return min(shutil.get_terminal_size((100, 24)).columns, 120)
+
+
 def _width() -> int:
-    return max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
+    return max(60, _columns())
 
 
 def _table(headers: list[str], rows: list[list[str]], indent: str = "", caps: list[int] | None = None) -> str:
-    """Columns sized to their content (at most `caps[i]` wide), every cell wrapped to its column; the
-    last column takes the rest of the terminal's width."""
+    """Columns sized to their content (at most `caps[i]` wide), every cell wrapped to its column at word
+    boundaries (a word longer than its column is kept whole); the last column takes the rest of the
+    terminal's width."""
     count = len(headers)
     caps = caps or [40] * (count - 1)
     widths = [min(max(len(headers[i]), *(len(row[i]) for row in rows)), caps[i]) for i in range(count - 1)]
@@ -164,14 +170,22 @@ def _table(headers: list[str], rows: list[list[str]], indent: str = "", caps: li
     widths.append(max(_width() - lead, 30))
     lines = []
     for row in [headers, *rows]:
-        cells = [
-            textwrap.wrap(row[i], widths[i], break_on_hyphens=False, break_long_words=i == count - 1) or [""]
-            for i in range(count)
-        ]
+        cells = [_wrap_words(row[i], widths[i]) for i in range(count)]
         for n in range(max(len(cell) for cell in cells)):
             parts = [(cell[n] if n < len(cell) else "").ljust(widths[i]) for i, cell in enumerate(cells)]
             lines.append((indent + "  ".join(parts)).rstrip())
     return "\n".join(lines)
+
+
+def _wrap_words(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width`, broken only between words: never mid-word, never cut short."""
+    return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False) or [""]
+
+
+# The summary column is wrapped when it can be at least this wide; in a narrower terminal each summary
+# goes on its own lines under its type, so that no line is wider than the terminal (which would break
+# it mid-word).
+_MIN_SUMMARY = 30
 
 
 def render_list(registry: Registry) -> str:
@@ -181,7 +195,19 @@ def render_list(registry: Registry) -> str:
         rows.append(
             [name, ", ".join(registered.component.roles), registered.origin, registered.component.summary]
         )
-    out = [_table(["TYPE", "ROLES", "ORIGIN", "SUMMARY"], rows, caps=[24, 24, 28])]
+    headers = ["TYPE", "ROLES", "ORIGIN", "SUMMARY"]
+    caps = [24, 24, 28]
+    widths = [  # as `_table` sizes them
+        max(len(headers[i]), *(max([min(len(row[i]), caps[i]), *map(len, row[i].split())]) for row in rows))
+        for i in range(3)
+    ]
+    if not rows or _columns() - sum(w + 2 for w in widths) >= _MIN_SUMMARY:
+        out = [_table(headers, rows, caps=caps)]
+    else:
+        out = ["  ".join(headers[i].ljust(widths[i]) for i in range(2)) + "  " + headers[2]]
+        for row in rows:
+            out.append("  ".join(row[i].ljust(widths[i]) for i in range(2)) + "  " + row[2])
+            out.extend("    " + line for line in _wrap_words(row[3], max(_columns() - 4, 20)))
     if registry.load_errors:
         out.append("")
         out.append("Could not load:")

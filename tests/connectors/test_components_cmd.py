@@ -143,3 +143,29 @@ def test_docs_cover_every_builtin_and_field() -> None:
         for cls in registry.types[name].component.implementations.values():
             for field_name, field in cls.Config.model_fields.items():
                 assert f"| `{field.alias or field_name}` |" in doc, f"{name}: {field_name}"
+
+
+
+@pytest.mark.parametrize("columns", [60, 76, 77, 100, 200])
+def test_listing_fits_the_terminal_and_keeps_summaries_whole(
+    monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    import os
+
+    long_word = "https://example.org/docs/connectors/shout-a-field-please"  # longer than its column
+    plugin = RegisteredType(
+        ComponentType("shout", {"processor": _Plugin}, f"Shout a field, see {long_word} for more"),
+        "shout_pkg",
+        "shout-dist",
+    )
+    registry = Registry({**load_registry().types, "shout": plugin}, {})
+    monkeypatch.setattr(components_cmd, "load_registry", lambda: registry)
+    size = os.terminal_size((columns, 24))
+    monkeypatch.setattr(components_cmd.shutil, "get_terminal_size", lambda fallback=None: size)
+    listing = invoke().output
+    for line in listing.splitlines():  # a line wider than the terminal would be broken mid-word by it
+        assert len(line) <= min(columns, 120) or long_word in line, line
+    words = listing.split()
+    for name in registry.names():
+        summary = registry.types[name].component.summary
+        assert all(word in words for word in summary.split()), (name, summary)  # whole words, all of them
