@@ -84,6 +84,8 @@ def run_command(file: str, only: str | None, dry_run: bool, limit: int | None, r
         raise click.UsageError(
             f"unexpected extra arguments {' '.join(beam_args)} (Beam options need --target beam)"
         )
+    if target == "beam":
+        _require_beam()
     with tempfile.TemporaryDirectory(prefix="pipec-run-") as tmp:
         out_dir = keep or tmp
         results = build([file], out_dir, strict=strict, target=target)
@@ -120,6 +122,17 @@ def run_command(file: str, only: str | None, dry_run: bool, limit: int | None, r
             code = _load_runner(path).run(argv)
             worst = max(worst, code)
         sys.exit(worst)
+
+
+def _require_beam() -> None:
+    """Without Apache Beam, say what to install (exit 2, a configuration problem), not a traceback."""
+    try:
+        import pipec.runtime.beam  # noqa: F401  (raises ImportError with the install command)
+    except ImportError as exc:
+        cause = exc.__cause__
+        missing = cause is None or (getattr(cause, "name", None) or "").split(".")[0] == "apache_beam"
+        click.echo(f"error: {exc}" + ("" if missing else f" ({type(cause).__name__}: {cause})"), err=True)
+        sys.exit(2)
 
 
 def _per_pipeline(report: str, pipeline: str) -> str:
