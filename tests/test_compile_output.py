@@ -156,3 +156,55 @@ def test_a_symlink_at_a_destination_is_refused_as_a_symlink(tmp_path: Path) -> N
     assert "outside" not in line
     assert target.read_text() == "untouched"
     assert sorted(p.name for p in out.iterdir()) == ["first.py"]
+
+
+# ------------------------------------------------------------- 4. several files, one folder
+USES_STEPS = """\
+use {module} as s
+
+pipeline f {{
+    source a : jsonl {{ path = "in.jsonl" }}
+    processor c : s.clean
+    sink o : jsonl {{ path = "out.jsonl" }}
+    a -> c -> o
+}}
+"""
+NAMED_LIKE_IT = """\
+pipeline {module} {{
+    source a : jsonl {{ path = "in.jsonl" }}
+    sink o : jsonl {{ path = "out.jsonl" }}
+    a -> o
+}}
+"""
+
+
+def two_projects(tmp_path: Path, module: str) -> tuple[Path, Path]:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    (tmp_path / "x" / f"{module}.py").write_text("def clean(r):\n    return r\n", encoding="utf-8")
+    f = tmp_path / "x" / "f.pipe"
+    f.write_text(USES_STEPS.format(module=module), encoding="utf-8")
+    g = tmp_path / "y" / "g.pipe"
+    g.write_text(NAMED_LIKE_IT.format(module=module), encoding="utf-8")
+    return f, g
+
+
+def test_checking_one_file_does_not_change_what_the_next_one_sees(tmp_path: Path) -> None:
+    f, g = two_projects(tmp_path, "order_steps_a")
+    forward = CliRunner().invoke(main, ["check", str(f), str(g)])
+    backward = CliRunner().invoke(main, ["check", str(g), str(f)])
+    assert forward.exit_code == backward.exit_code == 0, forward.output + backward.output
+    assert sorted(forward.output.splitlines()) == sorted(backward.output.splitlines())
+
+
+@pytest.mark.parametrize("order", ["g_first", "f_first"])
+def test_a_runner_may_not_hide_a_use_module_of_another_file_in_its_folder(tmp_path: Path, order: str) -> None:
+    f, g = two_projects(tmp_path, "order_steps_b")
+    files = [g, f] if order == "g_first" else [f, g]
+    out = tmp_path / "out"
+    result = compile_cli("-o", str(out), *map(str, files))
+    assert result.exit_code == 1, result.output
+    [line] = error_lines(result.output)
+    assert f"{g}: pipeline 'order_steps_b': its runner order_steps_b.py would hide the module " in line
+    assert f"that {f} uses" in line
+    assert not out.exists()

@@ -58,12 +58,22 @@ def build(paths: list[str], out_dir: str, strict: bool = False, target: str = "l
     if folder_problem is not None:
         results[0].problems.append(folder_problem)
         return results
+    # Every runner in the folder has it first on sys.path, so a runner module named like a `use` module
+    # of any file compiled into the same folder would be imported in that module's place.
+    used: dict[str, str] = {}  # top-level `use` module -> the first file that uses it
+    for result, path in zip(results, paths):
+        for use in result.check.file.uses if result.check.file else ():
+            used.setdefault(use.module.partition(".")[0], path)
     planned: dict[Path, str] = {}
     owners: dict[Path, str] = {}
     for result, path in zip(results, paths):
         for pipeline in result.check.pipelines:
             dest = root / module_filename(pipeline, target)
             problem = _destination_problem(dest, root)
+            if problem is None and dest.stem in used:
+                problem = (f"its runner {dest.name} would hide the module '{dest.stem}' that "
+                           f"{used[dest.stem]} uses from the runners in {root}; rename the pipeline "
+                           f"or compile the files into separate folders")
             if problem is not None:
                 result.problems.append(f"{path}: pipeline '{pipeline.name}': {problem}")
                 continue

@@ -122,8 +122,33 @@ def import_use_module(name: str, folder: str) -> ModuleType:
     return module
 
 
+_LEFT_LOADED: dict[str, ModuleType] = {}  # what the last `import_uses` left in sys.modules from its folder
+
+
+def _own_module(name: str, folder: str) -> bool:
+    """Whether sys.modules[name] is the folder's own module or package (folder/top.py, folder/top/...)."""
+    top = name.partition(".")[0]
+    path = getattr(sys.modules.get(top), "__file__", None)
+    if not path:
+        return False
+    parent = os.path.dirname(os.path.abspath(path))
+    if parent == folder:  # folder/top.py
+        return os.path.basename(path) == top + ".py"
+    return os.path.dirname(parent) == folder and os.path.basename(parent) == top  # folder/top/...
+
+
 def import_uses(uses: Sequence[ast.UseDecl], folder: str) -> dict[str, UseModule]:
-    """Every `use` line by alias (the first one of a repeated alias counts)."""
+    """Every `use` line by alias (the first one of a repeated alias counts).
+
+    The modules the previous call (another `.pipe` file) imported from its folder leave sys.modules
+    first, so that what one file sees (e.g. whether a pipeline name would hide a module) never depends
+    on which files were checked before it."""
+    for name, module in _LEFT_LOADED.items():
+        if sys.modules.get(name) is module:
+            del sys.modules[name]
+    _LEFT_LOADED.clear()
+    folder = os.path.abspath(folder)
+    before = set(sys.modules)
     result: dict[str, UseModule] = {}
     for use in uses:
         if use.alias in result:
@@ -132,6 +157,8 @@ def import_uses(uses: Sequence[ast.UseDecl], folder: str) -> dict[str, UseModule
             result[use.alias] = UseModule(use, import_use_module(use.module, folder), None)
         except UseImportError as exc:
             result[use.alias] = UseModule(use, None, str(exc))
+    added = [name for name in sys.modules if name not in before]
+    _LEFT_LOADED.update({name: sys.modules[name] for name in added if _own_module(name, folder)})
     return result
 
 
