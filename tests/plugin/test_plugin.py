@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import itertools
 import json
 import shutil
 import subprocess
@@ -99,9 +100,12 @@ def test_the_registry_and_pipec_components_list_the_plugin(plugin: None, work: P
 
     listing = pipec("components", cwd=work)
     assert listing.returncode == 0, listing.stderr
-    row = next(line for line in listing.stdout.splitlines() if line.startswith("upper "))
-    assert row.split()[:4] == ["upper", "processor", "plugin", "pipec-plugin-demo"]
-    assert "Upper-case some text fields" in row
+    lines = listing.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("upper "))
+    assert lines[at].split()[:4] == ["upper", "processor", "plugin", "pipec-plugin-demo"]
+    # The summary follows on the row, or on the lines under it when the columns are narrow.
+    block = [lines[at], *itertools.takewhile(lambda line: line.startswith(" "), lines[at + 1 :])]
+    assert "Upper-case some text fields" in " ".join(" ".join(block).split())
 
     shown = pipec("components", "upper", cwd=work)
     assert shown.returncode == 0, shown.stderr
