@@ -97,6 +97,7 @@ class Run:
         self.buffers: dict[str, list[Any]] = {}
         self.loop_counts: dict[str, tuple[int, int]] = {}
         self.published: dict[str, bool | None] = {}
+        self.not_published: dict[str, str] = {}  # bulk sink -> why it was not published
         self.opened: list[str] = []
         self.closed: set[str] = set()
         self.timed_calls: list[TimedCall] = []
@@ -249,10 +250,24 @@ class Run:
             handoff = self._close_stage(stage)
             if self.aborted or handoff is _FAILED:
                 self.published[spec.name] = None
+                self.not_published[spec.name] = "the run had already failed"
+                continue
+            # Every streaming node's counts are final now: a run already below its threshold ends
+            # failed whatever is published, so nothing half-done is published.
+            shortfall = self._threshold_shortfall()
+            if shortfall is not None:
+                self.published[spec.name] = None
+                self.not_published[spec.name] = f"the run had already failed: {shortfall}"
                 continue
             publish = functools.partial(self.components[spec.name].publish, handoff)
             self.published[spec.name] = self._guard(spec.name, "publish", publish)
         self.close_all()
+
+    def _threshold_shortfall(self) -> str | None:
+        from pipec.runtime.status import threshold_shortfall
+
+        streaming = [n for n in self.counts() if n.role != "bulksink"]
+        return threshold_shortfall(streaming, self.spec.threshold)
 
     def _close_stage(self, name: str) -> Any:
         if not self._close_one(name):
@@ -372,7 +387,9 @@ class Run:
             name: RuntimeCounts(rt.failed, rt.retried, rt.deadletters_received)
             for name, rt in self.runtimes.items()
         }
-        return derive_counts(facts, self.loop_counts, runtime_counts, self.published, base)
+        return derive_counts(
+            facts, self.loop_counts, runtime_counts, self.published, base, self.not_published
+        )
 
 
 _FAILED: Any = object()

@@ -88,11 +88,12 @@ def derive_counts(
     runtime_counts: Mapping[str, RuntimeCounts],
     published: Mapping[str, bool | None],
     base: Mapping[str, NodeCounts],
+    not_published: Mapping[str, str] | None = None,
 ) -> list[NodeCounts]:
     """Fill in/out/filtered/failed for every node, in topological order (`facts` is in that order).
 
     `loop_counts[name]` is (emitted, filtered) from the generated loop; `published[bulksink]` is True,
-    False (publish raised) or None (never attempted).
+    False (publish raised) or None (never attempted; `not_published[bulksink]` may say why).
     """
     result: dict[str, NodeCounts] = {}
     for fact in facts:
@@ -108,7 +109,10 @@ def derive_counts(
             outcome = published.get(fact.name)
             if outcome is None:
                 node.records_in, node.records_out = 0, 0
-                if staged:
+                why = (not_published or {}).get(fact.name)
+                if why:
+                    node.notes.append(f"not published, {why}: {staged} staged records were not loaded")
+                elif staged:
                     node.notes.append(f"publish not attempted: {staged} staged records were not loaded")
             else:
                 node.records_in = staged
@@ -138,6 +142,17 @@ def run_state(nodes: Sequence[NodeCounts], threshold: float, aborted: bool) -> S
         return "success"
     lowest = min((n.success_rate for n in nodes), default=1.0)
     return "partial" if lowest >= threshold else "failed"
+
+
+def threshold_shortfall(nodes: Sequence[NodeCounts], threshold: float) -> str | None:
+    """Why the run is below its threshold (its lowest node, in words), or None when it is not."""
+    lowest = min(nodes, key=lambda n: n.success_rate, default=None)
+    if lowest is None or lowest.success_rate >= threshold:
+        return None
+    return (
+        f"node '{lowest.name}' kept {100 * lowest.success_rate:.1f}% of its records, below the threshold"
+        f" {100 * threshold:g}%"
+    )
 
 
 EXIT_CODES: Mapping[State, int] = {"success": 0, "partial": 0, "failed": 1}

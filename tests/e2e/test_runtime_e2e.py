@@ -659,3 +659,33 @@ def test_lifecycle_order_puts_dead_letter_sinks_first_even_when_they_send_to_eac
     nodes = (node("src", "source", "a"), node("p", "processor", "b"), node("a", "sink", "b"),
              node("b", "sink", "a"), node("out", "sink"))
     assert [n.name for n in lifecycle_order(nodes)] == ["b", "a", "src", "p", "out"]
+
+
+BELOW_THRESHOLD = """
+    threshold = 95%
+    source nums : kit.Numbers { n = 6 }
+    processor norm : kit.FailOn { ids = [3] }
+    stage staged : jsonl { path = "staged.jsonl" }
+    bulksink load : sql { url = "sqlite:///t.db", table = "items", replace = true }
+    nums -> norm -> staged => load
+"""
+
+
+def test_a_run_below_its_threshold_publishes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        db.execute("CREATE TABLE items (id INTEGER, amount INTEGER, seen BOOLEAN)")
+        db.executemany("INSERT INTO items VALUES (?, ?, ?)", [(100 + i, 0, 1) for i in range(3)])
+    db.close()
+    result = run_pipe(tmp_path, pipe(BELOW_THRESHOLD), capsys=capsys)
+    assert result.code == 1
+    assert result.report["state"] == "failed"
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        assert sorted(row[0] for row in db.execute("SELECT id FROM items")) == [100, 101, 102]
+    db.close()
+    load = result.node("load")
+    assert (load["in"], load["out"], load["failed"]) == (0, 0, 0)
+    assert any("not published" in note and "norm" in note and "95%" in note for note in load["notes"])
+    assert "note: load: not published" in result.stderr
