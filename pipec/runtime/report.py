@@ -34,6 +34,7 @@ class RunOutcome:
     node_errors: dict[str, list[ErrorInfo]]
     run_errors: list[ErrorInfo]
     target: str = "local"
+    reason: str | None = None  # why a failed run failed, in one line
 
     @property
     def seconds(self) -> float:
@@ -45,7 +46,7 @@ class RunOutcome:
             entry = node.to_json()
             entry["errors"] = [e.to_json() for e in self.node_errors.get(node.name, [])]
             nodes.append(entry)
-        return {
+        data: dict[str, Any] = {
             "report_version": 1,
             "run_id": self.run_id,
             "pipeline": self.pipeline,
@@ -61,10 +62,14 @@ class RunOutcome:
             "dry_run": self.dry_run,
             "limit": self.limit,
             "threshold": self.threshold,
-            "lowest_success_rate": round(min((n.success_rate for n in self.nodes), default=1.0), 6),
             "nodes": nodes,
             "errors": [e.to_json() for e in self.run_errors],
+            "reason": self.reason,
         }
+        rates = [n.success_rate for n in self.nodes if n.ran]
+        if rates:  # left out when no node ran: there is no rate to give
+            data["lowest_success_rate"] = round(min(rates), 6)
+        return data
 
 
 class _Described(Protocol):
@@ -105,11 +110,22 @@ def conclude(
     run_errors: list[ErrorInfo],
     err: TextIO,
     target: str = "local",
+    stopped_by: ErrorInfo | None = None,
 ) -> RunOutcome:
-    """Decide the run's state (once, at the end), write the report and print the summary."""
-    from pipec.runtime.status import EXIT_CODES, run_state
+    """Decide the run's state (once, at the end), write the report and print the summary.
+
+    `stopped_by` is the error that stopped the stream, when it is not among `run_errors` (a record
+    under `on_error = "fail"`, a broken source): the reason a stopped run gives."""
+    from pipec.runtime.status import EXIT_CODES, run_state, threshold_shortfall
 
     state = run_state(nodes, spec.threshold, aborted)
+    reason = None
+    if state == "failed":
+        if aborted:
+            first = stopped_by or (run_errors[0] if run_errors else None)
+            reason = _stop_reason(first) if first is not None else "the run stopped"
+        else:
+            reason = threshold_shortfall(nodes, spec.threshold)
     outcome = RunOutcome(
         run_id=run_id,
         pipeline=spec.name,
@@ -127,6 +143,7 @@ def conclude(
         node_errors=node_errors,
         run_errors=run_errors,
         target=target,
+        reason=reason,
     )
     report = options.report
     if report:
@@ -138,6 +155,28 @@ def conclude(
     if not options.quiet or state == "failed":
         print(summary_text(outcome, report), file=err)
     return outcome
+
+
+_PHASES = {
+    "record": "on a record",
+    "source": "while reading",
+    "open": "while opening",
+    "close": "while closing",
+    "publish": "while publishing",
+}
+
+
+def _stop_reason(error: ErrorInfo) -> str:
+    """Why a stopped run failed, in one line."""
+    message = (error.message.strip().splitlines() or [""])[0]
+    if error.node == "(run)":
+        if error.type in ("KeyboardInterrupt", "Terminated"):
+            return f"the run was {message}"
+        return f"the run stopped: {error.type}: {message}"
+    where = _PHASES.get(error.phase, f"during {error.phase}")
+    if error.phase == "record":
+        where += ' (on_error = "fail")'
+    return f"node '{error.node}' ({error.location}) failed {where}: {error.type}: {message}"
 
 
 def report_path_problem(path: str) -> str | None:
@@ -198,7 +237,7 @@ def summary_text(outcome: RunOutcome, report_path: str | None = None) -> str:
                 f"{n.filtered:,}",
                 f"{n.failed:,}",
                 f"{n.retried:,}",
-                f"{100 * n.success_rate:.1f}",
+                f"{100 * n.success_rate:.1f}" if n.ran else "-",
             ]
         )
     lines = [head, *_table(rows)]
@@ -212,6 +251,8 @@ def summary_text(outcome: RunOutcome, report_path: str | None = None) -> str:
             f"  every node kept at least {100 * outcome.threshold:g}% of its records (threshold), so the run"
             " counts as partial success"
         )
+    if outcome.state == "failed" and outcome.reason:
+        lines.append(f"  FAILED: {outcome.reason}")
     if report_path:
         lines.append(f"  report: {report_path}")
     return "\n".join(lines)

@@ -104,6 +104,8 @@ class Run:
         self.pools: list[WorkerChain] = []
         self.notes: dict[str, list[str]] = {}
         self.aborted = False
+        self.stopped_by: ErrorInfo | None = None  # the error that stopped the stream, if one did
+        self.streamed = False  # the stream started: the streaming nodes ran
         self.interrupted = False
         self.torn_down = False
         self.specs = {n.name: n for n in spec.nodes}
@@ -257,7 +259,7 @@ class Run:
             shortfall = self._threshold_shortfall()
             if shortfall is not None:
                 self.published[spec.name] = None
-                self.not_published[spec.name] = f"the run had already failed: {shortfall}"
+                self.not_published[spec.name] = shortfall
                 continue
             publish = functools.partial(self.components[spec.name].publish, handoff)
             self.published[spec.name] = self._guard(spec.name, "publish", publish)
@@ -338,11 +340,13 @@ class Run:
 
         sampler = NodeSampler(self.spec.module_file, lines)
         self.progress.start()
+        self.streamed = True
         with sampler:
             try:
                 self.spec.stream(self)
             except RunAborted as exc:
                 self.aborted = True
+                self.stopped_by = exc.error
                 if exc.error not in self.errors.by_node.get(exc.error.node, []):
                     self.run_errors.append(exc.error)
             except KeyboardInterrupt as exc:
@@ -383,6 +387,10 @@ class Run:
             )
             base[spec.name].seconds = getattr(self, "node_seconds", {}).get(spec.name, 0.0)
             base[spec.name].notes.extend(self.notes.get(spec.name, ()))
+            if spec.role == "bulksink":
+                base[spec.name].ran = self.published.get(spec.name) is not None
+            else:
+                base[spec.name].ran = self.streamed
         runtime_counts = {
             name: RuntimeCounts(rt.failed, rt.retried, rt.deadletters_received)
             for name, rt in self.runtimes.items()
@@ -532,7 +540,7 @@ def run_pipeline(
 
     outcome = conclude(
         spec, options, run_id=run.run_id, started_at=started, nodes=nodes, aborted=run.aborted,
-        node_errors=run.errors.by_node, run_errors=run.run_errors, err=err,
+        node_errors=run.errors.by_node, run_errors=run.run_errors, err=err, stopped_by=run.stopped_by,
     )
     return outcome.exit_code, outcome
 

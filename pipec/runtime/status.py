@@ -37,6 +37,7 @@ class NodeCounts:
     retried: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    ran: bool = True  # False: the run stopped before this node could run (its success rate is unknown)
 
     @property
     def success_rate(self) -> float:
@@ -56,7 +57,7 @@ class NodeCounts:
             "failed": self.failed,
             "retried": self.retried,
             "seconds": round(self.seconds, 6),
-            "success_rate": round(self.success_rate, 6),
+            "success_rate": round(self.success_rate, 6) if self.ran else None,
             "flat_map": self.emits_many,
             "notes": list(self.notes),
         }
@@ -111,7 +112,7 @@ def derive_counts(
                 node.records_in, node.records_out = 0, 0
                 why = (not_published or {}).get(fact.name)
                 if why:
-                    node.notes.append(f"not published, {why}: {staged} staged records were not loaded")
+                    node.notes.append(f"not published: {staged} staged records were not loaded because {why}")
                 elif staged:
                     node.notes.append(f"publish not attempted: {staged} staged records were not loaded")
             else:
@@ -146,7 +147,7 @@ def run_state(nodes: Sequence[NodeCounts], threshold: float, aborted: bool) -> S
 
 def threshold_shortfall(nodes: Sequence[NodeCounts], threshold: float) -> str | None:
     """Why the run is below its threshold (its lowest node, in words), or None when it is not."""
-    lowest = min(nodes, key=lambda n: n.success_rate, default=None)
+    lowest = min((n for n in nodes if n.ran), key=lambda n: n.success_rate, default=None)
     if lowest is None or lowest.success_rate >= threshold:
         return None
     return (

@@ -666,7 +666,7 @@ BELOW_THRESHOLD = """
     source nums : kit.Numbers { n = 6 }
     processor norm : kit.FailOn { ids = [3] }
     stage staged : jsonl { path = "staged.jsonl" }
-    bulksink load : sql { url = "sqlite:///t.db", table = "items", replace = true }
+    bulksink load : sql { url = "sqlite:///t.db", table = "items", replace = true, create = true }
     nums -> norm -> staged => load
 """
 
@@ -689,3 +689,39 @@ def test_a_run_below_its_threshold_publishes_nothing(tmp_path: Path, capsys: pyt
     assert (load["in"], load["out"], load["failed"]) == (0, 0, 0)
     assert any("not published" in note and "norm" in note and "95%" in note for note in load["notes"])
     assert "note: load: not published" in result.stderr
+
+
+def test_a_failed_run_says_why_in_the_summary_and_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_pipe(tmp_path, pipe(BELOW_THRESHOLD), capsys=capsys)
+    reason = "node 'norm' kept 83.3% of its records, below the threshold 95%"
+    assert result.report["reason"] == reason
+    assert f"FAILED: {reason}" in result.stderr
+    assert result.report["errors"] == []
+    ok = run_pipe(tmp_path / "ok", pipe("""
+    source nums : kit.Numbers { n = 3 }
+    sink out : kit.Collect { path = "out.txt" }
+    nums -> out
+"""), capsys=capsys)
+    assert ok.report["state"] == "success" and ok.report.get("reason") is None
+    assert "FAILED" not in ok.stderr
+
+
+def test_nodes_that_never_ran_are_not_shown_as_succeeding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    source lines : jsonl { path = "missing.jsonl" }
+    processor norm : kit.FailOn
+    sink out : kit.Collect { path = "out.txt" }
+    lines -> norm -> out
+"""), capsys=capsys)
+    assert result.code == 1
+    assert all(node["success_rate"] is None for node in result.report["nodes"]), result.report["nodes"]
+    assert "lowest_success_rate" not in result.report
+    assert "missing.jsonl" in result.report["reason"] and "'lines'" in result.report["reason"]
+    rows = [line.split() for line in result.stderr.splitlines() if line.split()[:1] in (["lines"], ["norm"], ["out"])]
+    assert len(rows) == 3 and all(row[-1] == "-" for row in rows), result.stderr
+    assert "100.0" not in result.stderr
+    assert "FAILED: node 'lines'" in result.stderr
