@@ -4,7 +4,7 @@ Generated modules import only the names in `__all__` (a test proves it), so this
 between the code generator and the runtime.
 """
 
-from pipec.runtime.entry import add_pipe_folder, run_main
+from pipec.runtime.entry import add_pipe_folder, run_main, use_module_not_found
 from pipec.runtime.errors import ConfigurationError, ErrorInfo, RunAborted
 from pipec.runtime.policy import DROPPED
 from pipec.runtime.roles import (
@@ -46,4 +46,5 @@ __all__ = [
     "emits_many",
     "run_main",
     "run_pipeline",
+    "use_module_not_found",
 ]

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from pipec.runtime.runner import PipelineSpec, RunOptions, run_pipeline
 
@@ -41,8 +42,35 @@ def run_main(spec: PipelineSpec, argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _pipe_folder(module_file: str, relative: str) -> str:
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(module_file)), relative))
+
+
 def add_pipe_folder(module_file: str, relative: str) -> None:
-    """Put the .pipe file's folder first on sys.path so `use` modules import as the checker saw them."""
-    folder = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(module_file)), relative))
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    """Put the .pipe file's folder first on sys.path so `use` modules import as the checker saw them.
+
+    First even when it is already on sys.path further back: a module of the same name in an earlier
+    folder must not shadow the user's `use` module."""
+    folder = _pipe_folder(module_file, relative)
+    while folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)
+
+
+def use_module_not_found(
+    exc: ModuleNotFoundError, module_name: str, module_file: str, relative: str
+) -> NoReturn:
+    """A `use` module (or one it imports) cannot be found, typically because the runner was moved away
+    from its .pipe folder: say so in one line. Run as a script, exit 2; imported (e.g. by a scheduler),
+    raise ModuleNotFoundError with that line."""
+    folder = _pipe_folder(module_file, relative)
+    exists = "" if os.path.isdir(folder) else ", which does not exist"
+    message = (
+        f"pipec: {os.path.basename(module_file)}: no module named '{exc.name}': `use` modules are found"
+        f" relative to the runner's original location (the .pipe file's folder, {relative!r} from it: here"
+        f" {folder}{exists}), or must be importable (installed, or on PYTHONPATH)"
+    )
+    if module_name == "__main__":
+        print(message, file=sys.stderr)
+        raise SystemExit(2)
+    raise ModuleNotFoundError(message, name=exc.name) from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -725,3 +726,55 @@ def test_nodes_that_never_ran_are_not_shown_as_succeeding(
     assert len(rows) == 3 and all(row[-1] == "-" for row in rows), result.stderr
     assert "100.0" not in result.stderr
     assert "FAILED: node 'lines'" in result.stderr
+
+
+def test_a_runner_moved_away_from_its_pipe_folder_says_which_module_is_missing(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    runner = compile_pipe(tmp_path / "project", pipe("""
+    source nums : kit.Numbers { n = 3 }
+    sink out : kit.Collect { path = "out.txt" }
+    nums -> out
+"""))[0]
+    elsewhere = tmp_path / "scheduler" / "dags"
+    elsewhere.mkdir(parents=True)
+    moved = Path(shutil.copy(runner, elsewhere / runner.name))
+    done = subprocess.run([sys.executable, str(moved), "--no-progress"], cwd=elsewhere, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "'pipec_testkit'" in lines[0] and "PYTHONPATH" in lines[0]
+    # importable from anywhere (here: on PYTHONPATH), the moved runner runs
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "project")}
+    done = subprocess.run([sys.executable, str(moved), "--no-progress"], cwd=elsewhere, capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (elsewhere / "out.txt").read_text().split() == ["0", "1", "2"]
+
+
+def test_the_pipe_folder_comes_first_even_when_it_is_already_on_sys_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from e2e.harness import load_module
+
+    runner = compile_pipe(tmp_path / "project", pipe("""
+    source nums : kit.Numbers { n = 3 }
+    sink out : kit.Collect { path = "out.txt" }
+    nums -> out
+"""))[0]
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "pipec_testkit.py").write_text("raise ImportError('the shadowing module was imported')\n")
+    monkeypatch.setattr(sys, "path", [str(shadow), *sys.path, str(tmp_path / "project")])
+    monkeypatch.delitem(sys.modules, "pipec_testkit", raising=False)
+    monkeypatch.chdir(tmp_path)
+    module = load_module(runner)
+    assert sys.path[0] == str(tmp_path / "project")
+    assert sys.path.count(str(tmp_path / "project")) == 1
+    assert module.run(["--no-progress", "--quiet"]) == 0
