@@ -62,7 +62,8 @@ def _load_runner(path: Path) -> ModuleType:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--pipeline", "only", help="run only this pipeline of FILE (default: all, in order)")
 @click.option("--dry-run", is_flag=True, help="sources and processors run; sinks are counting stand-ins")
-@click.option("--limit", type=click.IntRange(min=0), help="stop after N source records")
+@click.option("--limit", type=click.IntRange(min=0),
+              help="stop each source once it has emitted N records (records it rejected are not counted)")
 @click.option("--report", type=click.Path(dir_okay=False), help="write the JSON run report here")
 @click.option("--quiet", is_flag=True, help="print nothing unless the run failed")
 @click.option("--progress/--no-progress", default=None, help="force the progress line on or off")

@@ -17,7 +17,8 @@ def parse_run_options(argv: Sequence[str] | None, prog: str | None = None) -> Ru
                         help="run sources and processors; replace sinks, stages and bulk sinks by "
                              "counting stand-ins (no side effects)")
     parser.add_argument("--limit", type=_non_negative, metavar="N",
-                        help="stop after N source records and close cleanly")
+                        help="stop each source once it has emitted N records (records it rejected are "
+                             "not counted), then finish and close cleanly")
     parser.add_argument("--report", metavar="PATH", help="write the JSON run report to PATH")
     parser.add_argument("--quiet", action="store_true", help="print nothing unless the run failed")
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,

@@ -220,6 +220,8 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 
 def summary_text(outcome: RunOutcome, report_path: str | None = None) -> str:
     mode = " (dry run: sinks replaced by counting stand-ins)" if outcome.dry_run else ""
+    if outcome.limit is not None:
+        mode += f" (limited to {outcome.limit:,} records per source)"
     interrupted = any(e.type in ("KeyboardInterrupt", "Terminated") for e in outcome.run_errors)
     state = outcome.state.upper() + (" (interrupted)" if interrupted else "")
     head = (

@@ -35,6 +35,7 @@ class Numbers(Source):
         n: int = 100
         fail_at: int = -1  # the source itself breaks after this many records
         pause: float = 0.0  # seconds before each record (a slow source, to be stopped mid-stream)
+        reject_ids: list[int] = []  # rejected as malformed input (context.reject), not emitted
 
     def open(self) -> None:
         _log(self.config.events, f"open {self.context.node}")
@@ -45,6 +46,9 @@ class Numbers(Source):
                 raise OSError("the source's connection dropped")
             if self.config.pause:
                 time.sleep(self.config.pause)
+            if i in self.config.reject_ids:
+                self.context.reject({"id": i}, ValueError(f"malformed input {i}"))
+                continue
             yield {"id": i, "amount": i * 10}
 
     def close(self) -> None:

@@ -778,3 +778,40 @@ def test_the_pipe_folder_comes_first_even_when_it_is_already_on_sys_path(
     assert sys.path[0] == str(tmp_path / "project")
     assert sys.path.count(str(tmp_path / "project")) == 1
     assert module.run(["--no-progress", "--quiet"]) == 0
+
+
+def test_limit_counts_the_records_a_source_emitted_and_the_summary_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_pipe(tmp_path, pipe("""
+    threshold = 50%
+    source nums : kit.Numbers { n = 100, reject_ids = [1, 3] }
+    sink out : kit.Collect { path = "out.txt" }
+    nums -> out
+"""), "--limit", "5", capsys=capsys)
+    assert result.lines("out.txt") == ["0", "2", "4", "5", "6"]  # 5 emitted; the 2 rejected do not count
+    nums = result.node("nums")
+    assert (nums["in"], nums["out"], nums["failed"]) == (7, 5, 2)
+    assert result.report["limit"] == 5
+    head = result.stderr.splitlines()[0]
+    assert "limited to 5 records per source" in head, head
+    unlimited = run_pipe(tmp_path / "all", pipe("""
+    source nums : kit.Numbers { n = 3 }
+    sink out : kit.Collect { path = "out.txt" }
+    nums -> out
+"""), capsys=capsys)
+    assert unlimited.report["limit"] is None and "limited" not in unlimited.stderr
+
+
+def test_limit_is_described_exactly_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from click.testing import CliRunner
+
+    from pipec.cli.build_cmd import run_command
+    from pipec.runtime.entry import parse_run_options
+
+    with pytest.raises(SystemExit):
+        parse_run_options(["--help"])
+    runner_help = " ".join(capsys.readouterr().out.split())
+    cli_help = " ".join(CliRunner().invoke(run_command, ["--help"]).output.split())
+    for text in (runner_help, cli_help):
+        assert "records it rejected are not counted" in text, text
