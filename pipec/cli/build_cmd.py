@@ -62,9 +62,11 @@ def _load_runner(path: Path) -> ModuleType:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--pipeline", "only", help="run only this pipeline of FILE (default: all, in order)")
 @click.option("--dry-run", is_flag=True, help="sources and processors run; sinks are counting stand-ins")
-@click.option("--limit", type=click.IntRange(min=0),
+@click.option("--limit", type=click.IntRange(min=0), metavar="N",
               help="stop each source once it has emitted N records (records it rejected are not counted)")
-@click.option("--report", type=click.Path(dir_okay=False), help="write the JSON run report here")
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="write the JSON run report here; when FILE has several pipelines (and no --pipeline),"
+                   " one report each, named after the pipeline: out/x.json gives out/x.a.json, out/x.b.json")
 @click.option("--quiet", is_flag=True, help="print nothing unless the run failed")
 @click.option("--progress/--no-progress", default=None, help="force the progress line on or off")
 @click.option("--keep", type=click.Path(file_okay=False), help="keep the generated runners in this folder")

@@ -815,3 +815,41 @@ def test_limit_is_described_exactly_in_the_help(capsys: pytest.CaptureFixture[st
     cli_help = " ".join(CliRunner().invoke(run_command, ["--help"]).output.split())
     for text in (runner_help, cli_help):
         assert "records it rejected are not counted" in text, text
+
+
+def test_several_pipelines_with_one_report_path_write_one_report_each_and_say_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from click.testing import CliRunner
+
+    from e2e.harness import SCHEMA, TESTKIT
+    from pipec.cli.build_cmd import run_command
+
+    shutil.copy(TESTKIT, tmp_path / TESTKIT.name)
+    (tmp_path / "two.pipe").write_text(
+        HEAD.replace("pipeline t {\n", "")
+        + "".join(f"""
+pipeline {name} {{
+    source nums : kit.Numbers {{ n = 3 }}
+    sink out : kit.Collect {{ path = "{name}.txt" }}
+    nums -> out
+}}
+""" for name in ("a", "b")),
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = CliRunner().invoke(run_command, ["two.pipe", "--report", "out/x.json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    import jsonschema
+
+    for name in ("a", "b"):
+        report = json.loads((tmp_path / "out" / f"x.{name}.json").read_text())
+        jsonschema.validate(report, SCHEMA)
+        assert report["pipeline"] == name
+        assert f"report: out/x.{name}.json" in result.output
+    assert not (tmp_path / "out" / "x.json").exists()
+    help_text = " ".join(CliRunner().invoke(run_command, ["--help"]).output.split())
+    assert "x.a.json" in help_text, help_text
