@@ -254,6 +254,13 @@ class Run:
                 self.published[spec.name] = None
                 self.not_published[spec.name] = "the run had already failed"
                 continue
+            if self.options.limit is not None:  # a trial: the stage holds a sample, not the whole
+                self.published[spec.name] = None
+                self.not_published[spec.name] = (
+                    f"the run was limited to {self.options.limit} records per source (--limit): a trial "
+                    "run publishes nothing"
+                )
+                continue
             # Every streaming node's counts are final now: a run already below its threshold ends
             # failed whatever is published, so nothing half-done is published.
             shortfall = self._threshold_shortfall()

@@ -1,5 +1,5 @@
 """The worked examples in docs/ run as written: the component module and the `.pipe` file are taken
-from the Markdown itself, checked, compiled and run."""
+from the Markdown itself, checked, compiled and run (in full, and as a --limit trial)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ def test_the_runtime_guide_example_runs(tmp_path: Path) -> None:
 
     checked = pipec(tmp_path, "check", "demo.pipe")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    ran = pipec(tmp_path, "run", "demo.pipe", "--limit", "3", "--report", "report.json", "--no-progress")
+    ran = pipec(tmp_path, "run", "demo.pipe", "--report", "report.json", "--no-progress")
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "'email': 'user0@example.com'" in ran.stdout  # the sink printed cleaned records
-    assert "3 records published" in ran.stdout
+    assert "1000 records published" in ran.stdout
+    trial = pipec(tmp_path, "run", "demo.pipe", "--limit", "3", "--no-progress")
+    assert trial.returncode == 0 and "records published" not in trial.stdout  # a trial publishes nothing
     assert "SUCCESS" in ran.stderr + ran.stdout

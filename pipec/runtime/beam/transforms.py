@@ -326,6 +326,8 @@ class _PublishFn(_NodeFn):
         worker = self.worker
         worker.start()
         try:
+            if self.node.run.limit is not None:  # a trial run (--limit) publishes nothing, as locally
+                return
             worker.component.publish(handoff)
         except Exception as exc:
             worker.run_error(worker.info(exc, "publish"))
