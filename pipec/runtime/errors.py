@@ -33,13 +33,25 @@ class ErrorInfo:
             node=node,
             location=location,
             type=type(exc).__name__,
-            message=redact(_message(exc)),
-            traceback=redact(header + text),
+            message=_bounded(redact(_message(exc)), MAX_MESSAGE_CHARS),
+            traceback=_bounded(redact(header + text), MAX_TRACEBACK_CHARS),
             phase=phase,
         )
 
     def one_line(self) -> str:
         return f"{self.location}: node '{self.node}': {self.type}: {self.message}"
+
+
+# An exception may carry megabytes (a whole response body): 20 kept errors per node must not make a
+# report of hundreds of MB. Redaction runs first, so a cut never leaves half a secret behind.
+MAX_MESSAGE_CHARS = 4000
+MAX_TRACEBACK_CHARS = 16000
+
+
+def _bounded(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}\n... [{len(text) - limit} characters cut] ...\n{text[-limit // 2 :]}"
 
 
 def _message(exc: BaseException) -> str:

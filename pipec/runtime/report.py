@@ -185,6 +185,10 @@ def report_path_problem(path: str) -> str | None:
     target = Path(path)
     if target.is_dir():
         return f"--report {path}: is a directory"
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        # The report replaces its file atomically: through a symlink or a device it would replace the
+        # link or device node itself.
+        return f"--report {path}: is a symlink or not a regular file; give a plain file path"
     folder = target.parent
     while not folder.exists() and folder != folder.parent:  # the nearest folder that exists
         folder = folder.parent

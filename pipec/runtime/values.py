@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 _NO_DEFAULT: Any = object()
 
@@ -80,6 +81,7 @@ def _shown_forms(secret: str) -> set[str]:
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
     }
+    once |= {quote(secret, safe=""), quote_plus(secret), quote(secret)}  # in URLs and form bodies
     twice = {escaped for form in once for escaped in (repr(form)[1:-1], json.dumps(form)[1:-1])}
     return {form for form in once | twice if form}
 
@@ -112,4 +114,6 @@ class Redactor:
             return [self.deep(v) for v in value]
         if isinstance(value, tuple):
             return tuple(self.deep(v) for v in value)
+        if isinstance(value, (set, frozenset)):
+            return [self.deep(v) for v in value]  # as JSON will show it
         return value

@@ -87,7 +87,14 @@ def _redacting_logger(name: str, redact: Redactor) -> logging.Logger:
 
 def _materialised(function: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
     def call(record: Any) -> list[Any]:
-        return list(function(record))
+        out = function(record)
+        if out is None:
+            return []  # nothing to emit: the record is filtered, as for a one-to-one processor
+        if isinstance(out, (dict, str, bytes, bytearray)):
+            # list() of these would emit keys or characters as records
+            kind = type(out).__name__
+            raise TypeError(f"a processor marked emits_many must return an iterable of records, got a {kind}")
+        return list(out)
 
     return call
 

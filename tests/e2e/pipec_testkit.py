@@ -235,3 +235,9 @@ class RejectOnClose(Sink):
         for record in self._held:
             if record["id"] in self.config.reject_ids:
                 self.context.reject(record, ValueError(f"refused {record['id']} on close"))
+
+
+@emits_many
+def one_dict(record: dict[str, Any]) -> Any:
+    """A flat-map written wrongly: returns one record instead of a list of them (None for odd ids)."""
+    return None if record["id"] % 2 else dict(record)
