@@ -111,6 +111,15 @@ class _GzipLines:
         return exc  # anything else is not about the file's bytes: unchanged
 
 
+def open_handoff(handoff: Any, what: str) -> tuple[str, IO[str]]:
+    """The stage's hand-off (a JSON-lines file path) opened for a bulk sink to read, with its path."""
+    path = os.fspath(handoff)
+    try:
+        return path, open(path, encoding="utf-8")  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        raise FileNotFoundError(f"{what}: cannot read the stage's hand-off {path}: {exc.strerror}") from None
+
+
 def open_for_writing(path: str, encoding: str, append: bool, what: str, newline: str = "\n") -> IO[str]:
     """Create parent folders and open `path` for writing (or appending); `.gz` is compressed."""
     mode = "a" if append else "w"

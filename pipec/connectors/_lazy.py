@@ -44,3 +44,15 @@ def lazy_module(name: str) -> Any:
     if importlib.util.find_spec(name) is None:
         raise ImportError(f"no module named {name!r}")
     return LazyModule(name)
+
+
+def release_connection(component: Any) -> None:
+    """Close a SQL component's `_connection` and dispose of its `_engine`, whichever it opened.
+
+    Here rather than in `_sql`, so that closing a node that never connected does not import SQLAlchemy."""
+    connection = getattr(component, "_connection", None)
+    if connection is not None:
+        connection.close()
+    engine = getattr(component, "_engine", None)
+    if engine is not None:
+        engine.dispose()

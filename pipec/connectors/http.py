@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipec.connectors._files import json_encode
+from pipec.connectors._files import json_encode, open_handoff
 from pipec.runtime import BulkSink, ComponentType, Sink
 
 _SENSITIVE_QUERY = re.compile(r"key|token|secret|pass|sig|auth|credential", re.IGNORECASE)
@@ -398,15 +398,7 @@ class HttpBulkSink(BulkSink):
         self._http = _Client(self.config, "http bulksink", 1)
 
     def publish(self, handoff: Any) -> None:
-        import os
-
-        path = os.fspath(handoff)
-        try:
-            file = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise FileNotFoundError(
-                f"http bulksink: cannot read the stage's hand-off {path}: {exc.strerror}"
-            ) from None
+        path, file = open_handoff(handoff, "http bulksink")
         config = self.config
         encode = json_encode(ensure_ascii=False)
         self._sent = 0

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipec.connectors._lazy import lazy_module
+from pipec.connectors._files import open_handoff
+from pipec.connectors._lazy import lazy_module, release_connection
 
 if TYPE_CHECKING:
     from pipec.connectors import _sql
@@ -174,12 +175,7 @@ class SqlSource(Source):
         result = getattr(self, "_result", None)
         if result is not None:
             result.close()
-        connection = getattr(self, "_connection", None)
-        if connection is not None:
-            connection.close()
-        engine = getattr(self, "_engine", None)
-        if engine is not None:
-            engine.dispose()
+        release_connection(self)
 
 
 class _WriteConfig(BaseModel):
@@ -274,12 +270,7 @@ class _TableOutput:
         return self._writer
 
     def _close_output(self) -> None:
-        connection = getattr(self, "_connection", None)
-        if connection is not None:
-            connection.close()
-        engine = getattr(self, "_engine", None)
-        if engine is not None:
-            engine.dispose()
+        release_connection(self)
 
 
 class SqlSink(_TableOutput, Sink):
@@ -392,15 +383,7 @@ class SqlBulkSink(_TableOutput, BulkSink):
         self._open_output()
 
     def publish(self, handoff: Any) -> None:
-        import os
-
-        path = os.fspath(handoff)
-        try:
-            file = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise FileNotFoundError(
-                f"{self.what}: cannot read the stage's hand-off {path}: {exc.strerror}"
-            ) from None
+        path, file = open_handoff(handoff, self.what)
         with file:
             lines = self._lines(file, path)
             first = next(lines, None)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipec.connectors._lazy import lazy_module
+from pipec.connectors._lazy import lazy_module, release_connection
 
 if TYPE_CHECKING:
     from pipec.connectors import _sql
@@ -223,12 +223,7 @@ class SqlMetadataSource(Source):
         return int(self._connection.execute(statement).scalar_one())
 
     def close(self) -> None:
-        connection = getattr(self, "_connection", None)
-        if connection is not None:
-            connection.close()
-        engine = getattr(self, "_engine", None)
-        if engine is not None:
-            engine.dispose()
+        release_connection(self)
 
 
 def _quote(identifier: str) -> str:
