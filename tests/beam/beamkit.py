@@ -9,15 +9,13 @@ import json
 import os
 import shutil
 import sqlite3
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipec.compiler.build import build
-from pipec.compiler.diagnostics import render_all_text
+from e2e.harness import build_ok, load_module
 
 REPO = Path(__file__).parents[2]
 CASES = Path(__file__).parent / "cases"
@@ -53,20 +51,7 @@ def copy_folder(source: Path, target: Path) -> Path:
 
 
 def compile_pipe(pipe: Path, out_dir: Path, target: str) -> list[Path]:
-    results = build([str(pipe)], str(out_dir), target=target)
-    check = results[0].check
-    assert results[0].ok, render_all_text(check.diagnostics, check.sources) + "\n".join(results[0].problems)
-    return results[0].written
-
-
-def load_module(path: Path) -> Any:
-    name = f"beamtest_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return build_ok(pipe, out_dir, target)
 
 
 @contextmanager

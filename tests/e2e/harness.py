@@ -42,7 +42,12 @@ def compile_pipe(folder: Path, text: str, name: str = "test.pipe") -> list[Path]
     shutil.copy(TESTKIT, folder / TESTKIT.name)
     pipe = folder / name
     pipe.write_text(text, encoding="utf-8")
-    results = build([str(pipe)], str(folder / "out"))
+    return build_ok(pipe, folder / "out")
+
+
+def build_ok(pipe: Path, out_dir: Path, target: str = "local") -> list[Path]:
+    """Compile `pipe` into `out_dir`; fail the test with the diagnostics if it does not compile."""
+    results = build([str(pipe)], str(out_dir), target=target)
     check = results[0].check
     assert results[0].ok, render_all_text(check.diagnostics, check.sources) + "\n".join(results[0].problems)
     return results[0].written
