@@ -58,9 +58,15 @@ class DatabaseError(RuntimeError):
 
 
 def connect(
-    url_text: str, what: str, connect_args: Mapping[str, Any] | None = None, create_dirs: bool = False
+    url_text: str,
+    what: str,
+    connect_args: Mapping[str, Any] | None = None,
+    create_dirs: bool = False,
+    must_exist: bool = False,
 ) -> tuple[Engine, Connection]:
-    """Create an engine and open one connection, or raise a clear error naming the URL (no password)."""
+    """Create an engine and open one connection, or raise a clear error naming the URL (no password).
+
+    `must_exist` (sources): a SQLite file that is not there is an error, not a new empty database."""
     shown = redact_url(url_text)
     try:
         url = sqlalchemy.make_url(url_text)
@@ -71,7 +77,11 @@ def connect(
         raise ValueError(
             f"{what}: not a valid database URL: {shown}: percent-encode '@' in the password (as %40)"
         )
-    if create_dirs and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+    on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    database = str(url.database)
+    if must_exist and on_disk and not database.startswith("file:") and not os.path.exists(database):
+        raise FileNotFoundError(f"{what}: no SQLite database at {database} (reading creates none)")
+    if create_dirs and on_disk:
         parent = os.path.dirname(str(url.database))
         if parent and not str(url.database).startswith("file:"):
             os.makedirs(parent, exist_ok=True)

@@ -72,7 +72,9 @@ class SqlSource(Source):
         import sqlalchemy
 
         config = self.config
-        self._engine, self._connection = _sql.connect(config.url, "sql source", config.connect_args)
+        self._engine, self._connection = _sql.connect(
+            config.url, "sql source", config.connect_args, must_exist=True
+        )
         shown = _sql.redact_url(config.url)
         # MariaDB/MySQL TIME values are durations, read as timedeltas: see _sql.duration.
         self._durations = self._connection.dialect.name in ("mysql", "mariadb")

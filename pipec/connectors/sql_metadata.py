@@ -80,7 +80,9 @@ class SqlMetadataSource(Source):
         import sqlalchemy
 
         config = self.config
-        self._engine, self._connection = _sql.connect(config.url, "sql_metadata source", config.connect_args)
+        self._engine, self._connection = _sql.connect(
+            config.url, "sql_metadata source", config.connect_args, must_exist=True
+        )
         url = self._engine.url
         dialect = url.get_backend_name()
         if config.attach:

@@ -116,6 +116,7 @@ def test_source_uses_a_server_side_cursor_on_postgres(postgres_url: str, make: A
 
 
 def test_source_missing_table_and_columns(db_url: str, table_name: str, make: Any) -> None:
+    query(db_url, "SELECT 1")  # the database exists (a SQLite file is created by connecting)
     source = make(SqlSource, url=db_url, table="no_such_table_here")
     with pytest.raises(ValueError, match="table no_such_table_here does not exist in"):
         source.open()
@@ -128,6 +129,7 @@ def test_source_missing_table_and_columns(db_url: str, table_name: str, make: An
 
 
 def test_source_bad_query_names_the_database(sqlite_url: str, make: Any) -> None:
+    query(sqlite_url, "SELECT 1")  # the database exists
     source = make(SqlSource, url=sqlite_url, query="SELEC nonsense")
     with pytest.raises(RuntimeError, match="query failed on sqlite:///"):
         source.open()
@@ -166,7 +168,7 @@ def test_refused_connection_is_clear_and_hides_the_password(url: str, cls: Any, 
 
 def test_sqlite_file_that_cannot_be_opened(tmp_path: Path, make: Any) -> None:
     source = make(SqlSource, url=f"sqlite:///{tmp_path}/missing/dir/x.db", table="t")
-    with pytest.raises(RuntimeError, match="cannot connect to sqlite:///.*x.db"):
+    with pytest.raises(FileNotFoundError, match="sql source: no SQLite database at .*x.db"):
         source.open()
         list(source.records())
     source.close()

@@ -248,3 +248,19 @@ def test_redacted_urls() -> None:
     )
     assert redact_url("postgresql+psycopg://u@host/db?x=1") == "postgresql+psycopg://u@host/db?x=1"
     assert redact_url("sqlite:///data/a@b.db") == "sqlite:///data/a@b.db"
+
+
+# ------------------------------------------------------------------------------------------ missing files
+@pytest.mark.parametrize("cls_name", ["sql", "sql_metadata"])
+def test_a_source_on_a_missing_sqlite_file_fails_and_creates_nothing(
+    tmp_path: Any, make: Any, cls_name: str
+) -> None:
+    from pipec.connectors.sql_metadata import SqlMetadataSource
+
+    missing = tmp_path / "nope.db"
+    url = f"sqlite:///{missing}"
+    source = make(SqlSource, url=url, table="t") if cls_name == "sql" else make(SqlMetadataSource, url=url)
+    with pytest.raises(FileNotFoundError, match="no SQLite database at"):
+        source.open()
+    source.close()
+    assert not missing.exists()
