@@ -44,12 +44,12 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import workload_steps  # noqa: E402  (puts the shared workload folder on sys.path)
+from cases import Paths, fresh_paths  # noqa: E402  (the same output files as the local bench)
 
 workload = workload_steps.workload
 
 VARIANTS = {"A": "bench_a", "B": "bench_b"}
 TARGET_RATIO = 1.1
-Paths = dict[str, str]
 
 
 # --------------------------------------------------------------------------------- hand-written Beam
@@ -177,19 +177,6 @@ def pipec_beam(module: ModuleType) -> Callable[[int, str, Paths], None]:
 
 
 # ---------------------------------------------------------------------------------------- harness
-def fresh_paths(workdir: str, tag: str) -> Paths:
-    paths = {
-        "out": os.path.join(workdir, f"{tag}.output.jsonl"),
-        "staging": os.path.join(workdir, f"{tag}.staging.jsonl"),
-        "db": os.path.join(workdir, f"{tag}.records.sqlite"),
-        "report": os.path.join(workdir, f"{tag}.report.json"),
-    }
-    for path in paths.values():
-        if os.path.exists(path):
-            os.remove(path)
-    return paths
-
-
 def verify(n: int, variant: str, paths: Paths, expected: tuple[int, str]) -> tuple[bool, int, str]:
     if variant == "B":
         count, sha = workload.table_digest(paths["db"])
